@@ -13,9 +13,9 @@ as Go's ``time.Time`` (RFC 3339 with trailing zeros of the fraction trimmed).
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 

@@ -1,0 +1,22 @@
+"""``python -m benchmarks <name> [options]``: run one benchmark and write its results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks import pack_bench
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    sub = ap.add_subparsers(dest="name", required=True)
+    pack_bench.add_arguments(sub.add_parser("pack", help="pack (tar and raw layers) vs hashlib sha256"))
+    args = ap.parse_args(argv)
+    if args.name == "pack":
+        return pack_bench.run(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

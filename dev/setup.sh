@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what kitbridge's tests need on a fresh Debian/Ubuntu machine, then the project itself
+# into .venv with its dev extras. Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for tool in docker-registry skopeo umoci; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+done
+command -v tar >/dev/null 2>&1 || need_apt+=(tar)
+if ((${#need_apt[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${need_apt[*]} (apt)" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'

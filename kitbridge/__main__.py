@@ -1,0 +1,5 @@
+"""``python -m kitbridge`` runs the CLI."""
+
+from kitbridge.cli.app import main
+
+main()

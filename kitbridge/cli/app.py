@@ -1,0 +1,108 @@
+"""The ``kitbridge`` command line: a thin typer shell over the library API."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Annotated, Any, Optional
+
+import click
+import typer
+
+from kitbridge import __version__
+from kitbridge.cli.output import Output
+from kitbridge.errors import KitbridgeError, UsageError
+
+app = typer.Typer(
+    name="kitbridge",
+    help="Turn ML models into KitOps ModelKits and CNCF ModelPack OCI artifacts, and back.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Global flags may be written anywhere on the line (``kitbridge list --json``); main() moves them
+# in front of the subcommand so that typer sees them as options of the top-level callback.
+_GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose"}
+
+
+def out(ctx: typer.Context) -> Output:
+    """The output sink the top-level callback put on the context."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Output):
+        root.obj = Output()
+    return root.obj
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kitbridge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only results and errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="More detail; tracebacks on error.")
+    ] = False,
+    version: Annotated[
+        Optional[bool],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+) -> None:
+    ctx.obj = Output(json_mode=json_output, quiet=quiet, verbose=verbose)
+
+
+def _register() -> None:
+    # Command modules register themselves on ``app`` when imported.
+    from kitbridge.cli import cmd_local, cmd_pack  # noqa: F401
+
+
+def _reorder_globals(argv: list[str]) -> list[str]:
+    if "--" in argv:
+        cut = argv.index("--")
+        head, tail = argv[:cut], argv[cut:]
+    else:
+        head, tail = argv, []
+    flags = [a for a in head if a in _GLOBAL_FLAGS]
+    rest = [a for a in head if a not in _GLOBAL_FLAGS]
+    return flags + rest + tail
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point: run the app, turn errors into one line and an exit code."""
+    _register()
+    args = _reorder_globals(list(sys.argv[1:] if argv is None else argv))
+    verbose = "-v" in args or "--verbose" in args
+    try:
+        app(args=args, prog_name="kitbridge", standalone_mode=False)
+    except KitbridgeError as e:
+        if verbose:
+            traceback.print_exc()
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        sys.stderr.write("error: aborted\n")
+        sys.exit(1)
+    except click.ClickException as e:
+        # Usage errors: one line plus where to look, exit 2 like every CLI users know.
+        e.show()
+        sys.exit(UsageError.exit_code if isinstance(e, click.UsageError) else 1)
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted (nothing was left half-written)\n")
+        sys.exit(130)
+    except Exception as e:
+        if verbose:
+            traceback.print_exc()
+        sys.stderr.write(f"error: internal error: {type(e).__name__}: {e} (run with -v and report it)\n")
+        sys.exit(1)
+    sys.exit(0)
+
+
+__all__ = ["app", "main", "out"]

@@ -1,0 +1,95 @@
+"""``kitbridge validate`` and ``kitbridge pack``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kitbridge.cli.app import app, out
+from kitbridge.kitfile import read_kitfile, validate_kitfile
+from kitbridge.pack import pack
+
+
+class FormatChoice(str, Enum):
+    kitops = "kitops"
+    modelpack = "modelpack"
+
+
+class LayerFormatChoice(str, Enum):
+    tar = "tar"
+    raw = "raw"
+
+
+class CompressionChoice(str, Enum):
+    none = "none"
+    gzip = "gzip"
+    zstd = "zstd"
+
+
+@app.command()
+def validate(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A Kitfile, or a directory holding one.", show_default=False)],
+) -> None:
+    """Check a Kitfile's syntax, schema and kit's rules (not whether its files exist)."""
+    kf = read_kitfile(path)
+    validate_kitfile(kf)
+    o = out(ctx)
+    layers = kf.layer_entries()
+    o.result(
+        f"{path}: valid Kitfile ({len(layers)} layers)",
+        {"valid": True, "path": str(path), "layers": len(layers)},
+    )
+
+
+@app.command("pack")
+def pack_cmd(
+    ctx: typer.Context,
+    context: Annotated[Path, typer.Argument(help="The context directory to pack.", show_default=False)],
+    tag: Annotated[
+        str, typer.Option("-t", "--tag", help="Reference to tag the ModelKit with.", show_default=False)
+    ],
+    kitfile: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("-f", "--file", help="Kitfile to use (default: the one in the context)."),
+    ] = None,
+    fmt: Annotated[FormatChoice, typer.Option("--format", help="Artifact format.")] = FormatChoice.kitops,
+    layer_format: Annotated[
+        LayerFormatChoice,
+        typer.Option("--layer-format", help="tar: one archive per entry; raw: the file itself."),
+    ] = LayerFormatChoice.tar,
+    compression: Annotated[
+        CompressionChoice, typer.Option("--compression", help="Compression of tar layers.")
+    ] = CompressionChoice.none,
+) -> None:
+    """Pack a directory into a ModelKit in the local store."""
+    o = out(ctx)
+    if fmt is FormatChoice.modelpack:
+        from kitbridge.errors import UsageError
+
+        raise UsageError("--format modelpack is not available yet", "use --format kitops")
+    with o.progress() as bars:
+        result = pack(
+            context,
+            tag,
+            kitfile=kitfile,
+            layer_format=layer_format.value,
+            compression=compression.value,
+            warn=o.warn,
+            progress=bars,
+        )
+    o.result(
+        f"{result.reference.name}\n{result.manifest.digest}" if not o.quiet else result.manifest.digest,
+        {
+            "reference": result.reference.name,
+            "digest": result.manifest.digest,
+            "size": result.config.size + sum(layer.size for layer in result.layers),
+            "layers": [
+                {"mediaType": d.media_type, "digest": d.digest, "size": d.size, "annotations": d.annotations}
+                for d in result.layers
+            ],
+        },
+    )

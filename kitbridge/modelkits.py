@@ -1,0 +1,126 @@
+"""ModelKits in the local store: load, inspect, list, tag and remove them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kitbridge.errors import FormatError, StoreError, UsageError
+from kitbridge.formats import kitops
+from kitbridge.formats.kitops import Manifest
+from kitbridge.home import open_store
+from kitbridge.kitfile import Kitfile
+from kitbridge.oci.descriptor import Descriptor
+from kitbridge.oci.reference import Reference
+from kitbridge.oci.store import Store
+
+# Manifests and configs are small JSON documents; anything larger is not one we wrote or can trust.
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ModelKit:
+    """A ModelKit as stored: its manifest (bytes, digest, parsed) and its Kitfile (from the config)."""
+
+    reference: Reference
+    descriptor: Descriptor
+    manifest_bytes: bytes
+    manifest: Manifest
+    kitfile: Kitfile
+
+    @property
+    def digest(self) -> str:
+        return self.descriptor.digest
+
+    @property
+    def size(self) -> int:
+        """Bytes of config plus layers: what a pull would move."""
+        return self.manifest.config.size + sum(layer.size for layer in self.manifest.layers)
+
+
+def _ref(reference: str | Reference) -> Reference:
+    return reference if isinstance(reference, Reference) else Reference.parse(reference)
+
+
+def read_manifest(store: Store, reference: str | Reference) -> tuple[Reference, Descriptor, bytes, Manifest]:
+    """Resolve a reference in the store and read its manifest (digest verified)."""
+    ref = _ref(reference)
+    desc = store.resolve(ref)
+    data = store.read_bytes(desc.digest, limit=MAX_DOCUMENT_BYTES)
+    return ref, desc, data, kitops.parse_manifest(data, f"manifest of {ref}")
+
+
+def load_modelkit(reference: str | Reference, store: Store | None = None) -> ModelKit:
+    """Read a ModelKit from the local store; FormatError if the artifact is not a ModelKit."""
+    store = store or open_store()
+    ref, desc, data, manifest = read_manifest(store, reference)
+    if not manifest.is_kitops:
+        raise FormatError(
+            f"{ref} is not a KitOps ModelKit (config type {manifest.config.media_type!r})",
+            "convert it first, or pick a ModelKit reference",
+        )
+    config = store.read_bytes(manifest.config.digest, limit=MAX_DOCUMENT_BYTES)
+    return ModelKit(ref, desc, data, manifest, kitops.read_config(config))
+
+
+def inspect(reference: str | Reference, store: Store | None = None) -> tuple[bytes, str]:
+    """The manifest bytes exactly as stored, and their digest."""
+    store = store or open_store()
+    _, desc, data, _ = read_manifest(store, reference)
+    return data, desc.digest
+
+
+def info(reference: str | Reference, store: Store | None = None) -> Kitfile:
+    """The Kitfile of a stored ModelKit (layer digests included)."""
+    return load_modelkit(reference, store).kitfile
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One row of ``kitbridge list``."""
+
+    reference: Reference
+    name: str
+    size: int
+    digest: str
+
+
+def list_modelkits(store: Store | None = None) -> list[ListEntry]:
+    """Every tagged ModelKit in the store, sorted by reference; unreadable entries are skipped."""
+    store = store or open_store()
+    rows = []
+    for name, _desc in store.refs():
+        try:
+            mk = load_modelkit(name, store)
+        except FormatError:
+            continue
+        kf = mk.kitfile
+        display = kf.package.name or (kf.model.name if kf.model else "")
+        rows.append(ListEntry(mk.reference, display, mk.size, mk.digest))
+    return sorted(rows, key=lambda r: r.reference.name)
+
+
+def tag(source: str | Reference, destination: str | Reference, store: Store | None = None) -> Reference:
+    """Point a new reference at the manifest ``source`` resolves to."""
+    store = store or open_store()
+    src, dst = _ref(source), _ref(destination)
+    if dst.tag is None:
+        raise UsageError(f"destination {dst} has no tag", "give the new name a tag, e.g. repo/model:v2")
+    desc = store.resolve(src)
+    with store.writing():
+        store.set_ref(dst.name, desc)
+    return dst
+
+
+def remove(reference: str | Reference, store: Store | None = None) -> tuple[Descriptor, list[str] | None]:
+    """Untag ``reference`` and delete the blobs no other reference needs.
+
+    Returns the removed descriptor and the deleted blob digests, or None for the latter when a
+    concurrent pack kept garbage collection from running (its blobs are removed by a later one).
+    """
+    store = store or open_store()
+    ref = _ref(reference)
+    desc = store.remove_ref(ref.name)
+    try:
+        return desc, store.gc(timeout=10)
+    except StoreError:
+        return desc, None

@@ -1,0 +1,193 @@
+"""Pack a context directory into a KitOps ModelKit in the local store, streaming each byte once."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from kitbridge.errors import PackError, StoreError, UsageError
+from kitbridge.formats import kitops
+from kitbridge.formats import mediatypes as mt
+from kitbridge.home import open_store
+from kitbridge.kitfile import (
+    Kitfile,
+    LayerEntry,
+    clean_path,
+    is_modelkit_reference,
+    read_kitfile,
+    validate_kitfile,
+)
+from kitbridge.layers.ignore import IgnoreMatcher
+from kitbridge.layers.walk import layer_is_single_file, walk_layer
+from kitbridge.layers.write import write_tar_layer
+from kitbridge.oci.descriptor import Descriptor
+from kitbridge.oci.reference import Reference
+from kitbridge.oci.store import Store
+from kitbridge.progress import NoProgress, Progress
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """What ``pack`` produced: the reference it tagged and the manifest it wrote."""
+
+    reference: Reference
+    manifest: Descriptor
+    config: Descriptor
+    layers: list[Descriptor]
+
+
+class _CountingSink:
+    """Forwards writes to a file and reports the byte count to a progress receiver."""
+
+    def __init__(self, f: BinaryIO, progress: Progress, task: str) -> None:
+        self._f, self._progress, self._task = f, progress, task
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        n = self._f.write(data)
+        self._progress.advance(self._task, len(data))
+        return n
+
+    def flush(self) -> None:
+        self._f.flush()
+
+
+def _layer_task(entry: LayerEntry) -> str:
+    label = entry.kind if entry.kind != "modelpart" else "part"
+    return f"{label} {entry.path or '.'}"
+
+
+def _pack_layer(
+    store: Store,
+    context: Path,
+    entry: LayerEntry,
+    others: list[str],
+    ignore: IgnoreMatcher,
+    layer_format: kitops.LayerFormat,
+    compression: kitops.Compression,
+    warn: Callable[[str], None],
+    progress: Progress,
+) -> tuple[Descriptor, str]:
+    """Write one layer blob into the store; return its descriptor and diffId."""
+    fmt: kitops.LayerFormat = "raw" if entry.kind == "mcpserver" else layer_format
+    media_type = kitops.layer_media_type(entry.kind, fmt, compression)
+    annotations = {mt.ANN_FILEPATH: clean_path(entry.path)}
+    if entry.kind == "prompt":
+        annotations[mt.ANN_LAYER_SUBTYPE] = "prompt"
+    task = _layer_task(entry)
+    if fmt == "raw":
+        src = layer_is_single_file(context, entry.path)
+        if src is None:
+            raise PackError(
+                f"{entry.kind} path {entry.path!r} is not a single regular file, so it cannot be a raw layer",
+                "raw layers hold exactly one file; use --layer-format tar for directories",
+            )
+        progress.start(task, src.stat().st_size)
+        digest, size = store.ingest_file(src)
+        progress.advance(task, size)
+        progress.finish(task)
+        return Descriptor(media_type, digest, size, annotations), digest
+    progress.start(task, None)
+    with store.stage() as staged:
+        entries = walk_layer(context, entry.path, others, ignore, warn)
+        result = write_tar_layer(entries, _CountingSink(staged.file, progress, task), compression)  # type: ignore[arg-type]
+        store.commit(staged, result.digest)
+    progress.finish(task)
+    return Descriptor(media_type, result.digest, result.size, annotations), result.diff_id
+
+
+def load_context_kitfile(context: Path, kitfile: Path | None) -> Kitfile:
+    """Read and validate the Kitfile (``-f`` or the one in the context) before any byte is packed."""
+    kf = read_kitfile(kitfile if kitfile is not None else context)
+    validate_kitfile(kf)
+    return kf
+
+
+def pack(
+    context: str | os.PathLike[str],
+    reference: str | Reference,
+    *,
+    kitfile: str | os.PathLike[str] | None = None,
+    layer_format: kitops.LayerFormat = "tar",
+    compression: kitops.Compression = "none",
+    store: Store | None = None,
+    warn: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
+) -> PackResult:
+    """Pack ``context`` as a KitOps ModelKit, tag it ``reference`` in the local store.
+
+    One layer per Kitfile entry in kit's order; an uncompressed tar layer and the config are
+    byte-identical to what ``kit pack`` writes. A failure leaves the store's index as it was.
+    """
+    ctx = Path(context)
+    if not ctx.is_dir():
+        raise PackError(f"context {str(ctx)!r} is not a directory", "pass the folder that holds your Kitfile")
+    ref = reference if isinstance(reference, Reference) else Reference.parse(reference)
+    if ref.tag is None and ref.digest is not None:
+        raise UsageError(f"cannot tag a pack with a digest reference {ref}", "use a tag, e.g. repo/model:1")
+    kf = load_context_kitfile(ctx, Path(kitfile) if kitfile is not None else None)
+    if (
+        kf.model is not None
+        and kf.model.path
+        and kf.model.path not in ("", ".")
+        and is_modelkit_reference(kf.model.path)
+    ):
+        raise PackError(
+            f"model.path {kf.model.path!r} refers to another ModelKit; "
+            "kitbridge cannot pack on top of a parent ModelKit yet",
+            "point model.path at local files",
+        )
+    warn = warn or (lambda _msg: None)
+    progress = progress or NoProgress()
+    store = store or open_store()
+    try:
+        return _pack_into(store, ctx, ref, kf, layer_format, compression, warn, progress)
+    except BaseException:
+        # Leave the store as it was: drop the blobs this attempt added. Skipped (for the next gc)
+        # when another writer is busy, because its blobs look just as unreferenced as ours.
+        with contextlib.suppress(StoreError):
+            store.gc(timeout=0.2)
+        raise
+
+
+def _pack_into(
+    store: Store,
+    ctx: Path,
+    ref: Reference,
+    kf: Kitfile,
+    layer_format: kitops.LayerFormat,
+    compression: kitops.Compression,
+    warn: Callable[[str], None],
+    progress: Progress,
+) -> PackResult:
+    entries = kf.layer_entries()
+    ignore = IgnoreMatcher.from_context(ctx)
+    all_paths = [e.path for e in entries]
+    layers: list[Descriptor] = []
+    diff_ids: list[str] = []
+    with store.writing():
+        for i, entry in enumerate(entries):
+            others = all_paths[:i] + all_paths[i + 1 :]
+            desc, diff_id = _pack_layer(
+                store, ctx, entry, others, ignore, layer_format, compression, warn, progress
+            )
+            layers.append(desc)
+            diff_ids.append(diff_id)
+        with_digests = kf.with_layer_info(
+            [(d.digest, diff) for d, diff in zip(layers, diff_ids, strict=True)]
+        )
+        config_data = kitops.config_bytes(with_digests)
+        config_digest, config_size = store.put_bytes(config_data)
+        config = Descriptor(mt.KITOPS_CONFIG, config_digest, config_size)
+        annotations = {
+            mt.ANN_CLI_VERSION: kitops.KIT_FORMAT_VERSION,
+            mt.ANN_CREATED: kitops.created_timestamp(os.environ.get("SOURCE_DATE_EPOCH")),
+        }
+        manifest_data = kitops.manifest_bytes(config, layers, annotations)
+        manifest_digest, manifest_size = store.put_bytes(manifest_data)
+        manifest = Descriptor(mt.OCI_MANIFEST, manifest_digest, manifest_size)
+        store.set_ref(ref.name, manifest)
+    return PackResult(ref, manifest, config, layers)
