@@ -43,11 +43,17 @@ class CLI:
     def store(self) -> Path:
         return self.home / "store"
 
-    def __call__(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-                 stdin: str | None = None) -> CLIResult:
+    def __call__(
+        self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str | None = None
+    ) -> CLIResult:
         p = subprocess.run(
             [sys.executable, "-m", "kitbridge", *args],
-            cwd=cwd, env={**self.env, **(env or {})}, input=stdin, capture_output=True, text=True, timeout=600,
+            cwd=cwd,
+            env={**self.env, **(env or {})},
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         return CLIResult(p.returncode, p.stdout, p.stderr)
 
@@ -80,7 +86,9 @@ def write_tree(root: Path, files: dict[str, str | bytes], mode: int = 0o644, dir
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(content.encode() if isinstance(content, str) else content)
         os.chmod(p, mode)
-    for d in sorted((p for p in root.rglob("*") if p.is_dir() and not p.is_symlink()), key=lambda p: -len(p.parts)):
+    for d in sorted(
+        (p for p in root.rglob("*") if p.is_dir() and not p.is_symlink()), key=lambda p: -len(p.parts)
+    ):
         os.chmod(d, dir_mode)
     os.chmod(root, dir_mode)
     return root
