@@ -69,13 +69,12 @@ class Timed:
     output: dict[str, object]
 
 
-def run_child(code: str, env: dict[str, str] | None = None) -> Timed:
-    """Run Python ``code`` in a fresh interpreter that prints a JSON dict with its own timing and RSS."""
+def run_child(code: str, args: dict[str, object]) -> Timed:
+    """Run Python ``code`` in a fresh interpreter (``ARGS`` = ``args``); it prints its own timing and RSS."""
     proc = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", CHILD_PRELUDE + code, json.dumps(args)],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
         check=False,
     )
     if proc.returncode != 0:
@@ -86,6 +85,7 @@ def run_child(code: str, env: dict[str, str] | None = None) -> Timed:
 
 CHILD_PRELUDE = """
 import json, resource, time, sys
+ARGS = json.loads(sys.argv[1])
 def report(seconds, **extra):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"seconds": seconds, "max_rss_bytes": rss, **extra}))

@@ -13,13 +13,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import CHILD_PRELUDE, make_synthetic_model, parse_size, run_child, write_results
+from benchmarks.common import make_synthetic_model, parse_size, run_child, write_results
 
-SHA_CHILD = (
-    CHILD_PRELUDE
-    + """
+SHA_CHILD = """
 import hashlib, pathlib
-files = sorted(pathlib.Path({root!r}).glob("*.safetensors"))
+files = sorted(pathlib.Path(ARGS["root"]).glob("*.safetensors"))
 buf = bytearray(4 * 1024 * 1024); view = memoryview(buf)
 t = time.perf_counter()
 for p in files:
@@ -29,20 +27,16 @@ for p in files:
             h.update(view[:n])
 report(time.perf_counter() - t)
 """
-)
 
-PACK_CHILD = (
-    CHILD_PRELUDE
-    + """
+PACK_CHILD = """
 from kitbridge.pack import pack
 from kitbridge.oci.store import Store
 import pathlib
 t = time.perf_counter()
-store = Store(pathlib.Path({home!r}) / "store")
-r = pack({root!r}, "bench/model:1", layer_format={layer_format!r}, store=store)
+store = Store(pathlib.Path(ARGS["home"]) / "store")
+r = pack(ARGS["root"], "bench/model:1", layer_format=ARGS["layer_format"], store=store)
 report(time.perf_counter() - t, digest=r.manifest.digest)
 """
-)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -63,15 +57,15 @@ def run(args: argparse.Namespace) -> int:
         (model / "Kitfile").write_text("\n".join(kitfile) + "\n")
         times: dict[str, list[float]] = {"sha256": [], "pack-tar": [], "pack-raw": []}
         rss: dict[str, int] = dict.fromkeys(times, 0)
-        run_child(SHA_CHILD.format(root=str(model)))  # warm the page cache: every contender reads it hot
+        run_child(SHA_CHILD, {"root": str(model)})  # warm the page cache: every contender reads it hot
         for i in range(args.repeat):
             for name in times:
                 if name == "sha256":
-                    r = run_child(SHA_CHILD.format(root=str(model)))
+                    r = run_child(SHA_CHILD, {"root": str(model)})
                 else:
                     home = work / f"home-{name}-{i}"
                     fmt = name.split("-")[1]
-                    r = run_child(PACK_CHILD.format(root=str(model), layer_format=fmt, home=str(home)))
+                    r = run_child(PACK_CHILD, {"root": str(model), "layer_format": fmt, "home": str(home)})
                     shutil.rmtree(home, ignore_errors=True)
                 times[name].append(r.seconds)
                 rss[name] = max(rss[name], r.max_rss_bytes)

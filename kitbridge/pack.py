@@ -27,6 +27,7 @@ from kitbridge.layers.write import write_tar_layer
 from kitbridge.oci.descriptor import Descriptor
 from kitbridge.oci.reference import Reference
 from kitbridge.oci.store import Store
+from kitbridge.oci.writeback import start_writeback
 from kitbridge.progress import NoProgress, Progress
 
 
@@ -40,19 +41,29 @@ class PackResult:
     layers: list[Descriptor]
 
 
-class _CountingSink:
-    """Forwards writes to a file and reports the byte count to a progress receiver."""
+class _LayerSink:
+    """The staging file a layer streams into: reports progress, and starts disk writeback early.
+
+    Called from the layer writer's I/O thread, so the writeback it starts overlaps with hashing.
+    """
+
+    WRITEBACK_EVERY = 32 * 1024 * 1024
 
     def __init__(self, f: BinaryIO, progress: Progress, task: str) -> None:
         self._f, self._progress, self._task = f, progress, task
+        self._fd = f.fileno()
+        self._written = 0
+        self._flushed = 0
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
+    def write(self, data: memoryview, /) -> int | None:
         n = self._f.write(data)
+        self._written += len(data)
         self._progress.advance(self._task, len(data))
+        if self._written - self._flushed >= self.WRITEBACK_EVERY:
+            self._f.flush()
+            start_writeback(self._fd, self._flushed, self._written - self._flushed)
+            self._flushed = self._written
         return n
-
-    def flush(self) -> None:
-        self._f.flush()
 
 
 def _layer_task(entry: LayerEntry) -> str:
@@ -93,7 +104,7 @@ def _pack_layer(
     progress.start(task, None)
     with store.stage() as staged:
         entries = walk_layer(context, entry.path, others, ignore, warn)
-        result = write_tar_layer(entries, _CountingSink(staged.file, progress, task), compression)  # type: ignore[arg-type]
+        result = write_tar_layer(entries, _LayerSink(staged.file, progress, task), compression)
         store.commit(staged, result.digest)
     progress.finish(task)
     return Descriptor(media_type, result.digest, result.size, annotations), result.diff_id

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal, Protocol
 
 import zstandard
 
@@ -38,6 +38,14 @@ from kitbridge.layers.walk import WalkEntry
 from kitbridge.oci import tar
 
 Compression = Literal["none", "gzip", "zstd"]
+
+
+class Sink(Protocol):
+    """Where layer bytes go: a file, a store staging file, an upload; only ``write`` is needed."""
+
+    def write(self, data: memoryview, /) -> int | None: ...
+
+
 GZIP_LEVEL = 1
 ZSTD_LEVEL = 3
 # 2 MiB pieces stay in this core's 4 MiB L2 between the read and the hash (4 MiB ones measured
@@ -60,7 +68,7 @@ class LayerDigests:
 
 
 def write_tar_layer(
-    entries: Iterable[WalkEntry], sink: BinaryIO, compression: Compression = "none"
+    entries: Iterable[WalkEntry], sink: Sink, compression: Compression = "none"
 ) -> LayerDigests:
     """Write the tar layer of ``entries`` to ``sink``, compressed as asked; hash it in the same pass.
 
@@ -80,7 +88,7 @@ def write_tar_layer(
         return pipe.finish()
 
 
-def write_raw_layer(path: str | os.PathLike[str], sink: BinaryIO) -> LayerDigests:
+def write_raw_layer(path: str | os.PathLike[str], sink: Sink) -> LayerDigests:
     """Copy one file to ``sink`` as a raw layer blob; digest == diff_id == the file's sha256.
 
     The same threading contract as ``write_tar_layer`` applies to ``sink``.
@@ -160,7 +168,7 @@ class _Stage(threading.Thread):
 class _Pipeline:
     """The ring of buffers and the stages behind it (see the module docstring)."""
 
-    def __init__(self, sink: BinaryIO, compression: Compression) -> None:
+    def __init__(self, sink: Sink, compression: Compression) -> None:
         self._sink = sink
         self._compression = compression
         self._tar_hash = hashlib.sha256()
