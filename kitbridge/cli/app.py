@@ -58,8 +58,11 @@ def _root(
 
 
 def _register() -> None:
-    # Command modules register themselves on ``app`` when imported.
-    from kitbridge.cli import cmd_local, cmd_pack  # noqa: F401
+    # Command modules register themselves on ``app`` when imported, in the order --help lists them.
+    import importlib
+
+    for module in ("cmd_pack", "cmd_local"):
+        importlib.import_module(f"kitbridge.cli.{module}")
 
 
 def _reorder_globals(argv: list[str]) -> list[str]:

@@ -304,3 +304,63 @@ def test_validate_reports_kit_rule_violations(cli: CLI, tmp_path: Path) -> None:
     r = cli("validate", str(ctx))
     assert r.returncode == 1 and "use the same path data" in r.stderr
     assert cli.ok("validate", str(FIXTURES / "tiny-model" / "Kitfile")).returncode == 0
+
+
+def test_symlinks_inside_context_are_packed_as_their_targets(cli: CLI, tmp_path: Path) -> None:
+    # The shape of a Hugging Face cache repo: snapshot files are links into blobs/.
+    ctx = write_tree(
+        tmp_path / "hf-repo",
+        {
+            "Kitfile": "manifestVersion: 1.0.0\nmodel:\n  path: snapshots/abc\n",
+            "blobs/1111": b"weights" * 100,
+            "blobs/2222": '{"model_type": "bert"}\n',
+        },
+    )
+    snap = ctx / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap / "model.safetensors").symlink_to("../../blobs/1111")
+    (snap / "config.json").symlink_to("../../blobs/2222")
+    cli.ok("pack", str(ctx), "-t", "hf:1")
+    out = tmp_path / "out"
+    cli.ok("unpack", "hf:1", "-d", str(out), "--filter", "model")
+    assert (out / "snapshots/abc/model.safetensors").read_bytes() == b"weights" * 100
+    assert not (out / "snapshots/abc/model.safetensors").is_symlink()
+    assert (out / "snapshots/abc/config.json").read_text() == '{"model_type": "bert"}\n'
+
+
+def test_unpack_refuses_a_malicious_modelkit_and_writes_nothing(cli: CLI, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from kitbridge.formats import kitops
+    from kitbridge.formats import mediatypes as mt
+    from kitbridge.kitfile import load_kitfile
+    from kitbridge.oci.descriptor import Descriptor
+    from kitbridge.oci.store import Store
+
+    # A ModelKit whose model layer holds a good file and then an entry that climbs out of the target.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in (("model/ok.bin", b"fine"), ("model/../../escaped.txt", b"gotcha")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    store = Store(cli.store)
+    layer_digest, layer_size = store.put_bytes(buf.getvalue())
+    kf = load_kitfile("manifestVersion: 1.0.0\nmodel:\n  path: model\n").with_layer_info(
+        [(layer_digest, layer_digest)]
+    )
+    config_digest, config_size = store.put_bytes(kitops.config_bytes(kf))
+    layer = Descriptor(
+        kitops.layer_media_type("model", "tar", "none"), layer_digest, layer_size, {mt.ANN_FILEPATH: "model"}
+    )
+    manifest = kitops.manifest_bytes(Descriptor(mt.KITOPS_CONFIG, config_digest, config_size), [layer], {})
+    manifest_digest, manifest_size = store.put_bytes(manifest)
+    store.set_ref("localhost/evil:1", Descriptor(mt.OCI_MANIFEST, manifest_digest, manifest_size))
+
+    out = tmp_path / "target" / "out"
+    r = cli("unpack", "evil:1", "-d", str(out))
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: ") and "escaped.txt" in r.stderr
+    assert not (tmp_path / "target" / "escaped.txt").exists()
+    assert not out.exists() or not any(out.rglob("*"))
