@@ -13,14 +13,14 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import cmp_to_key
 from typing import Any
 
 from kitbridge.kitfile import yaml12
-from kitbridge.kitfile.model import Kitfile, Model, Package
+from kitbridge.kitfile.model import Docs, Kitfile, Package, kit_fields
 
 _INDENT = 2
 _OLD_BOOLS = frozenset(
@@ -364,96 +364,36 @@ def _emit_seq(items: list[Any], indent: int, out: list[str]) -> None:
         _emit(" " * indent + "-", item, indent + _INDENT, out, in_sequence=True)
 
 
-def _struct(fields: list[tuple[str, Any]]) -> _Map:
+def _present(key: str, value: Any) -> bool:
     # omitempty: "" strings, empty lists and nil pointers are left out; "parameters" (an interface) only
     # when nil: an empty map or string in it is still written.
-    return _Map([(k, v) for k, v in fields if v is not None and (k == "parameters" or (v != "" and v != []))])
+    return value is not None and (key == "parameters" or (value != "" and value != []))
 
 
-def _package(p: Package) -> _Map | None:
-    if p == Package():
-        return None  # yaml.v3 omitempty drops an all-zero struct
-    return _struct(
-        [
-            ("name", p.name),
-            ("version", p.version),
-            ("description", p.description),
-            ("license", p.license),
-            ("authors", _Flow(list(p.authors)) if p.authors else None),
-        ]
-    )
-
-
-def _model(m: Model) -> _Map:
-    parts = [
-        _struct([("name", p.name), ("path", p.path), ("license", p.license), ("type", p.type)])
-        for p in m.parts
-    ]
-    return _struct(
-        [
-            ("name", m.name),
-            ("path", m.path),
-            ("license", m.license),
-            ("framework", m.framework),
-            ("format", m.format),
-            ("version", m.version),
-            ("description", m.description),
-            ("parts", parts),
-            ("parameters", _tree(m.parameters)),
-        ]
-    )
+def _yaml_struct(struct: Any) -> _Map:
+    """A Kitfile struct as yaml.v3 encodes kit's struct: field order, omitempty, authors in flow style."""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in kit_fields(struct):
+        if key == "authors":
+            value = _Flow(list(value)) if value else None
+        elif key == "parameters":
+            value = _tree(value)
+        elif key == "package":
+            # yaml.v3 omitempty drops an all-zero struct value; the model is a pointer: kept when set
+            value = None if value == Package() else _yaml_struct(value)
+        elif is_dataclass(value):
+            value = _yaml_struct(value)
+        elif isinstance(value, list):
+            value = [_yaml_struct(v) if is_dataclass(v) else v for v in value]
+        pairs.append((key, value))
+    # manifestVersion and docs[].path have no omitempty: they are written even when empty.
+    always = {"manifestVersion", "path"} if isinstance(struct, Docs) else {"manifestVersion"}
+    return _Map([(k, v) for k, v in pairs if k in always or _present(k, v)])
 
 
 def dump_kitfile(kf: Kitfile) -> str:
     """The Kitfile as YAML, the way kit writes one (``kit unpack``, ``kit init``)."""
-    fields: list[tuple[str, Any]] = [
-        ("package", _package(kf.package)),
-        ("model", _model(kf.model) if kf.model is not None else None),
-        (
-            "code",
-            [
-                _struct([("path", c.path), ("description", c.description), ("license", c.license)])
-                for c in kf.code
-            ],
-        ),
-        (
-            "datasets",
-            [
-                _struct(
-                    [
-                        ("name", d.name),
-                        ("path", d.path),
-                        ("remotePath", d.remote_path),
-                        ("remoteHash", d.remote_hash),
-                        ("description", d.description),
-                        ("license", d.license),
-                        ("parameters", _tree(d.parameters)),
-                    ]
-                )
-                for d in kf.datasets
-            ],
-        ),
-        # docs[].path has no omitempty
-        (
-            "docs",
-            [_Map([("path", d.path), *_struct([("description", d.description)]).pairs]) for d in kf.docs],
-        ),
-        (
-            "prompts",
-            [
-                _struct([("name", p.name), ("path", p.path), ("description", p.description)])
-                for p in kf.prompts
-            ],
-        ),
-        (
-            "mcpServers",
-            [
-                _struct([("name", s.name), ("path", s.path), ("description", s.description)])
-                for s in kf.mcp_servers
-            ],
-        ),
-    ]
-    root = _Map([("manifestVersion", kf.manifest_version), *_struct(fields).pairs])
+    root = _yaml_struct(kf)
     out: list[str] = []
     _emit_map(root, 0, out)
     return "\n".join(out) + "\n"

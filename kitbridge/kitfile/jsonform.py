@@ -5,10 +5,22 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from dataclasses import is_dataclass
 from typing import Any, TypeVar
 
 from kitbridge.errors import KitfileError
-from kitbridge.kitfile.model import Code, DataSet, Docs, Kitfile, McpServer, Model, ModelPart, Package, Prompt
+from kitbridge.kitfile.model import (
+    Code,
+    DataSet,
+    Docs,
+    Kitfile,
+    McpServer,
+    Model,
+    ModelPart,
+    Package,
+    Prompt,
+    kit_fields,
+)
 from kitbridge.oci import gojson
 from kitbridge.oci.gojson import Struct
 
@@ -25,95 +37,30 @@ def _layer(out: Struct, digest: str, diff_id: str) -> Struct:
     return out
 
 
-def _package(p: Package) -> Struct:
+def _struct(struct: Any) -> Struct:
+    """A Kitfile struct as Go's json.Marshal sees it: field order, omitempty, layer info last."""
     out = Struct()
-    for key, value in (
-        ("name", p.name),
-        ("version", p.version),
-        ("description", p.description),
-        ("license", p.license),
-        ("authors", list(p.authors)),
-    ):
-        _put(out, key, value)
+    for key, value in kit_fields(struct):
+        if key in ("manifestVersion", "package") or (key == "path" and isinstance(struct, Docs)):
+            # No omitempty on these (package is a struct value, never "empty" to encoding/json).
+            out[key] = _struct(value) if key == "package" else value
+        elif key == "parameters":
+            if value is not None:  # an interface is only "empty" when nil
+                out[key] = value
+        elif is_dataclass(value):
+            out[key] = _struct(value)  # the model pointer, when set
+        elif isinstance(value, list):
+            _put(out, key, [_struct(v) if is_dataclass(v) else v for v in value])
+        elif value is not None:
+            _put(out, key, value)
+    if hasattr(struct, "diff_id"):
+        _layer(out, struct.digest, struct.diff_id)
     return out
-
-
-def _part(p: ModelPart) -> Struct:
-    out = Struct()
-    for key, value in (("name", p.name), ("path", p.path), ("license", p.license), ("type", p.type)):
-        _put(out, key, value)
-    return _layer(out, p.digest, p.diff_id)
-
-
-def _model(m: Model) -> Struct:
-    out = Struct()
-    for key, value in (
-        ("name", m.name),
-        ("path", m.path),
-        ("license", m.license),
-        ("framework", m.framework),
-        ("format", m.format),
-        ("version", m.version),
-        ("description", m.description),
-        ("parts", [_part(p) for p in m.parts]),
-    ):
-        _put(out, key, value)
-    if m.parameters is not None:  # an interface is only "empty" when nil
-        out["parameters"] = m.parameters
-    return _layer(out, m.digest, m.diff_id)
-
-
-def _code(c: Code) -> Struct:
-    out = Struct()
-    for key, value in (("path", c.path), ("description", c.description), ("license", c.license)):
-        _put(out, key, value)
-    return _layer(out, c.digest, c.diff_id)
-
-
-def _dataset(d: DataSet) -> Struct:
-    out = Struct()
-    for key, value in (
-        ("name", d.name),
-        ("path", d.path),
-        ("remotePath", d.remote_path),
-        ("remoteHash", d.remote_hash),
-        ("description", d.description),
-        ("license", d.license),
-    ):
-        _put(out, key, value)
-    if d.parameters is not None:
-        out["parameters"] = d.parameters
-    return _layer(out, d.digest, d.diff_id)
-
-
-def _docs(d: Docs) -> Struct:
-    out = Struct(path=d.path)  # the one field without omitempty
-    _put(out, "description", d.description)
-    return _layer(out, d.digest, d.diff_id)
-
-
-def _named(name: str, path: str, description: str, digest: str, diff_id: str) -> Struct:
-    out = Struct()
-    for key, value in (("name", name), ("path", path), ("description", description)):
-        _put(out, key, value)
-    return _layer(out, digest, diff_id)
 
 
 def kitfile_struct(kf: Kitfile) -> Struct:
     """The Kitfile as ordered JSON-ready data (Go struct field order, omitempty applied)."""
-    out = Struct(manifestVersion=kf.manifest_version, package=_package(kf.package))
-    if kf.model is not None:
-        out["model"] = _model(kf.model)
-    _put(out, "code", [_code(c) for c in kf.code])
-    _put(out, "datasets", [_dataset(d) for d in kf.datasets])
-    _put(out, "docs", [_docs(d) for d in kf.docs])
-    _put(out, "prompts", [_named(p.name, p.path, p.description, p.digest, p.diff_id) for p in kf.prompts])
-    _put(
-        out,
-        "mcpServers",
-        [_named(s.name, s.path, s.description, s.digest, s.diff_id) for s in kf.mcp_servers],
-    )
-    return out
+    return _struct(kf)
 
 
 def kitfile_json(kf: Kitfile) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -119,6 +119,24 @@ class McpServer:
 
 
 LAYER_KINDS = ("model", "modelpart", "code", "dataset", "docs", "prompt", "mcpserver")
+
+
+_LAYER_INFO = ("digest", "diff_id")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+def kit_fields(struct: Any) -> list[tuple[str, Any]]:
+    """(YAML/JSON key, value) of a Kitfile struct in kit's Go field order; layer info left out.
+
+    The dataclasses above declare their fields in kit's order, so the config JSON and the YAML
+    dump are both written from this one list and cannot drift apart.
+    """
+    assert is_dataclass(struct)
+    return [(_camel(f.name), getattr(struct, f.name)) for f in fields(struct) if f.name not in _LAYER_INFO]
 
 
 @dataclass(frozen=True)
