@@ -27,7 +27,7 @@ from kitbridge.layers.write import write_tar_layer
 from kitbridge.oci.descriptor import Descriptor
 from kitbridge.oci.reference import Reference
 from kitbridge.oci.store import Store
-from kitbridge.oci.writeback import start_writeback
+from kitbridge.oci.writeback import drop_behind, set_direct, start_writeback, write_direct
 from kitbridge.progress import NoProgress, Progress
 
 
@@ -42,28 +42,60 @@ class PackResult:
 
 
 class _LayerSink:
-    """The staging file a layer streams into: reports progress, and starts disk writeback early.
+    """The staging file a layer streams into, written with direct I/O where it works; reports progress.
 
-    Called from the layer writer's I/O thread, so the writeback it starts overlaps with hashing.
+    Called from the layer writer's I/O thread. With ``direct`` (uncompressed tar layers, whose
+    writer hands over page-aligned 2 MiB buffers), the file is switched to ``O_DIRECT``: the disk
+    reads the bytes straight from those buffers, so no page-cache copy competes with the hashing
+    for a CPU and the fsync at commit has no data left to flush (see ``oci/writeback.py``). The
+    first write the kernel refuses (EINVAL: a filesystem without direct I/O, a tail that is not a
+    multiple of the device's block size) switches the file back to buffered writes for the rest of
+    the layer, which start disk writeback every ``WRITEBACK_EVERY`` bytes instead. Either way every
+    byte is written with ``os.write`` on the fd, bypassing ``f``'s buffer, so ``commit`` sees them.
     """
 
-    WRITEBACK_EVERY = 32 * 1024 * 1024
+    # 8 MiB windows measured best for the buffered path (4: 1.5-1.7 s, 8: 1.50-1.57 s, 16: 1.57-1.71 s,
+    # 32: 1.83 s, 64: 2.05-2.11 s for a 2 GiB layer): the fewer pages in flight, the more of them are
+    # recycled by drop_behind rather than freshly touched.
+    WRITEBACK_EVERY = 8 * 1024 * 1024
 
-    def __init__(self, f: BinaryIO, progress: Progress, task: str) -> None:
-        self._f, self._progress, self._task = f, progress, task
+    def __init__(self, f: BinaryIO, progress: Progress, task: str, *, direct: bool = False) -> None:
+        self._progress, self._task = progress, task
+        f.flush()
         self._fd = f.fileno()
+        self._direct = direct and set_direct(self._fd, True)
         self._written = 0
-        self._flushed = 0
+        self._flushed = 0  # writeback started up to here
+        self._dropped = 0  # written to disk and dropped from the page cache up to here
+
+    @property
+    def direct(self) -> bool:
+        """Whether writes still go to the disk directly (False once it fell back to buffered)."""
+        return self._direct
 
     def write(self, data: memoryview, /) -> int | None:
-        n = self._f.write(data)
-        self._written += len(data)
-        self._progress.advance(self._task, len(data))
+        if self._direct:
+            n = write_direct(self._fd, data)
+            if n is not None:
+                self._advance(n)
+                return n
+            # Refused, nothing written: go on buffered. The bytes so far are on the disk already.
+            self._direct = False
+            set_direct(self._fd, False)
+            self._flushed = self._dropped = self._written
+        n = os.write(self._fd, data)
+        self._advance(n)
         if self._written - self._flushed >= self.WRITEBACK_EVERY:
-            self._f.flush()
             start_writeback(self._fd, self._flushed, self._written - self._flushed)
+            if self._flushed > self._dropped:  # the window before, whose writeback is likely done
+                drop_behind(self._fd, self._dropped, self._flushed - self._dropped)
+                self._dropped = self._flushed
             self._flushed = self._written
         return n
+
+    def _advance(self, n: int) -> None:
+        self._written += n
+        self._progress.advance(self._task, n)
 
 
 def _layer_task(entry: LayerEntry) -> str:
@@ -104,7 +136,8 @@ def _pack_layer(
     progress.start(task, None)
     with store.stage() as staged:
         entries = walk_layer(context, entry.path, others, ignore, warn)
-        result = write_tar_layer(entries, _LayerSink(staged.file, progress, task), compression)
+        sink = _LayerSink(staged.file, progress, task, direct=compression == "none")
+        result = write_tar_layer(entries, sink, compression)
         store.commit(staged, result.digest)
     progress.finish(task)
     return Descriptor(media_type, result.digest, result.size, annotations), result.diff_id

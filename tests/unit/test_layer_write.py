@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import fcntl
 import gzip
 import hashlib
 import io
+import mmap
 import os
 import subprocess
+import sys
 import tarfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +25,13 @@ from kitbridge.errors import PackError
 from kitbridge.layers.ignore import IgnoreMatcher
 from kitbridge.layers.walk import WalkEntry, walk_layer
 from kitbridge.layers.write import LayerDigests, write_raw_layer, write_tar_layer
+from kitbridge.oci import writeback
+from kitbridge.oci.store import Store
 from kitbridge.oci.tar import END, entry_header, pad
+from kitbridge.pack import _LayerSink
+from kitbridge.progress import NoProgress
+
+pack_module = sys.modules["kitbridge.pack"]  # ``kitbridge.pack`` the attribute is the function
 
 # Layer digests of the trees below. Each was produced by this writer and compared byte for byte with
 # the output of a Go program that packs the same tree with archive/tar, filepath.Walk and
@@ -287,3 +299,205 @@ def test_raw_layer_is_the_file_itself(tmp_path: Path) -> None:
 def test_raw_layer_of_a_directory_is_a_pack_error(tmp_path: Path) -> None:
     with pytest.raises(PackError, match="not a regular file"):
         write_raw_layer(tmp_path, io.BytesIO())
+
+
+# ---- the staging sink: direct I/O, its fallback, drop-behind ------------------------------------
+
+RING = 2 * 1024 * 1024
+
+
+def _expected_layer(ctx: Path, layer: str) -> bytes:
+    out = io.BytesIO()
+    for e in walk_layer(ctx, layer, [], IgnoreMatcher(), lambda _m: None):
+        out.write(entry_header(e.rel, e.mode, e.size, e.is_dir))
+        if not e.is_dir:
+            out.write(e.abspath.read_bytes() + pad(e.size))
+    out.write(END)
+    return out.getvalue()
+
+
+def _odd_tree(root: Path) -> Path:
+    """Files whose tar stream crosses ring buffers and ends off a 4096-byte boundary."""
+    put(root, "m", None, 0o755)
+    put(root, "m/a.bin", os.urandom(5 * 1024 * 1024 + 3), 0o644)
+    put(root, "m/b.bin", os.urandom(700), 0o644)
+    put(root, "m/c.bin", os.urandom(RING - 1500), 0o644)
+    return root
+
+
+def _stage_layer(
+    tmp_path: Path, ctx: Path, layer: str, compression: str = "none", *, direct: bool = True
+) -> tuple[bytes, LayerDigests, list[bool]]:
+    """Write a layer through the staging sink into a file; also return, per write, if it was direct."""
+    path = tmp_path / "staged"
+    modes: list[bool] = []
+
+    class Spy(_LayerSink):
+        def write(self, data: memoryview, /) -> int | None:
+            modes.append(self.direct)
+            return super().write(data)
+
+    with open(path, "wb") as f:
+        sink = Spy(f, NoProgress(), "t", direct=direct)
+        entries = walk_layer(ctx, layer, [], IgnoreMatcher(), lambda _m: None)
+        d = write_tar_layer(entries, sink, compression)  # type: ignore[arg-type]
+        assert f.tell() == d.size  # commit() reads the size through the file object
+    modes.append(sink.direct)
+    assert modes == sorted(modes, reverse=True)  # once buffered, never direct again
+    return path.read_bytes(), d, modes
+
+
+def _direct_ok(where: Path) -> bool:
+    """Whether this platform and the filesystem at ``where`` take O_DIRECT at all."""
+    fd = os.open(where / "probe", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        return writeback.set_direct(fd, True)
+    finally:
+        os.close(fd)
+
+
+def _refuses_unaligned(where: Path) -> bool:
+    """Whether the filesystem at ``where`` refuses a 1-byte direct write (block devices do)."""
+    fd = os.open(where / "probe-unaligned", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        return writeback.set_direct(fd, True) and writeback.write_direct(fd, memoryview(b"x")) is None
+    finally:
+        os.close(fd)
+
+
+def test_uncompressed_chunks_are_page_aligned_ring_buffers(tmp_path: Path) -> None:
+    ctx = _odd_tree(tmp_path / "ctx")
+    seen: list[tuple[int, int]] = []
+
+    class Record:
+        def write(self, data: memoryview) -> int:
+            seen.append((ctypes.addressof(ctypes.c_char.from_buffer(data)), len(data)))
+            return len(data)
+
+    entries = walk_layer(ctx, "m", [], IgnoreMatcher(), lambda _m: None)
+    d = write_tar_layer(entries, Record(), "none")  # type: ignore[arg-type]
+    assert all(addr % mmap.PAGESIZE == 0 for addr, _ in seen)
+    assert [n for _, n in seen[:-1]] == [RING] * (len(seen) - 1)
+    assert 0 < seen[-1][1] <= RING and seen[-1][1] % 512 == 0
+    assert sum(n for _, n in seen) == d.size == len(_expected_layer(ctx, "m"))
+
+
+def test_direct_sink_writes_the_exact_layer_bytes(tmp_path: Path) -> None:
+    ctx = _odd_tree(tmp_path / "ctx")
+    expect = _expected_layer(ctx, "m")
+    assert len(expect) % 4096  # a tail that a 4096-byte-block device refuses to take directly
+    data, d, modes = _stage_layer(tmp_path, ctx, "m")
+    assert data == expect and d.digest == sha(data) and d.size == len(data)
+    assert modes[0] == _direct_ok(tmp_path)
+    if modes[0]:
+        assert all(modes[:-2])  # every full ring buffer went straight to the disk
+
+
+def test_refused_direct_write_falls_back_to_buffered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = _odd_tree(tmp_path / "ctx")
+    calls = []
+    real = pack_module.write_direct
+
+    def refuse_third(fd: int, data: memoryview) -> int | None:
+        calls.append(len(data))
+        return None if len(calls) == 3 else real(fd, data)
+
+    monkeypatch.setattr(pack_module, "write_direct", refuse_third)
+    # Direct mode even where the filesystem has none (writes there just go through the cache).
+    monkeypatch.setattr(pack_module, "set_direct", lambda fd, on: writeback.set_direct(fd, on) or on)
+    path = tmp_path / "staged"
+    with open(path, "wb") as f:
+        sink = _LayerSink(f, NoProgress(), "t", direct=True)
+        assert sink.direct
+        entries = walk_layer(ctx, "m", [], IgnoreMatcher(), lambda _m: None)
+        d = write_tar_layer(entries, sink, "none")
+        assert not sink.direct and len(calls) == 3  # never tried again once refused
+        if writeback.O_DIRECT:
+            assert not fcntl.fcntl(f.fileno(), fcntl.F_GETFL) & writeback.O_DIRECT
+    data = path.read_bytes()
+    assert data == _expected_layer(ctx, "m") and d.digest == sha(data)
+
+
+def test_unaligned_writes_fall_back_and_keep_every_byte(tmp_path: Path) -> None:
+    path = tmp_path / "staged"
+    with open(path, "wb") as f:
+        sink = _LayerSink(f, NoProgress(), "t", direct=True)
+        aligned = mmap.mmap(-1, 8192, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        aligned[:] = os.urandom(8192)
+        parts = [memoryview(aligned), memoryview(b"tail that is not a block" * 3), memoryview(aligned)[:100]]
+        for part in parts:
+            assert sink.write(part) == len(part)
+        # A block device refuses the odd-sized tail (tmpfs, say, takes anything "directly").
+        assert sink.direct == (_direct_ok(tmp_path) and not _refuses_unaligned(tmp_path))
+    assert path.read_bytes() == b"".join(bytes(p) for p in parts)
+
+
+def test_buffered_sink_drops_written_windows_behind_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = _odd_tree(tmp_path / "ctx")
+    started: list[tuple[int, int]] = []
+    dropped: list[tuple[int, int]] = []
+    monkeypatch.setattr(_LayerSink, "WRITEBACK_EVERY", 1024 * 1024)
+    monkeypatch.setattr(pack_module, "start_writeback", lambda fd, off, n: started.append((off, n)))
+    real_drop = pack_module.drop_behind
+
+    def drop(fd: int, off: int, n: int) -> None:
+        dropped.append((off, n))
+        real_drop(fd, off, n)
+
+    monkeypatch.setattr(pack_module, "drop_behind", drop)
+    data, d, modes = _stage_layer(tmp_path, ctx, "m", direct=False)
+    assert not any(modes)
+    assert data == _expected_layer(ctx, "m") and d.digest == sha(data)
+    # Contiguous windows from 0; each dropped only after the next one's writeback started.
+    assert [off for off, _ in started] == [sum(n for _, n in started[:i]) for i in range(len(started))]
+    assert dropped == started[: len(dropped)] and len(dropped) == len(started) - 1 >= 2
+
+
+def test_compressed_layer_through_the_buffered_sink(tmp_path: Path) -> None:
+    ctx = _odd_tree(tmp_path / "ctx")
+    blob, d, modes = _stage_layer(tmp_path, ctx, "m", "zstd", direct=False)
+    assert not any(modes)
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(blob) == _expected_layer(ctx, "m")
+    assert d.digest == sha(blob)
+
+
+def test_drop_behind_raises_writeback_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(err: int) -> Callable[[int, int, int, int], int]:
+        def call(fd: int, off: int, n: int, flags: int) -> int:
+            ctypes.set_errno(err)
+            return -1
+
+        return call
+
+    monkeypatch.setattr(writeback, "_sync_file_range", failing(errno.EIO))
+    with pytest.raises(OSError) as exc:  # the fsync after would no longer see it
+        writeback.drop_behind(0, 0, 4096)
+    assert exc.value.errno == errno.EIO
+    monkeypatch.setattr(writeback, "_sync_file_range", failing(errno.ENOSYS))
+    writeback.drop_behind(0, 0, 4096)  # not supported here: nothing to report
+
+
+def test_pack_writes_uncompressed_layers_directly_and_identically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = _odd_tree(tmp_path / "ctx")
+    (ctx / "Kitfile").write_text("manifestVersion: 1.0.0\nmodel:\n  path: m\n")
+    modes: list[bool] = []
+    real_write = _LayerSink.write
+
+    def spy(self: _LayerSink, data: memoryview, /) -> int | None:
+        modes.append(self.direct)
+        return real_write(self, data)
+
+    monkeypatch.setattr(_LayerSink, "write", spy)
+    store = Store(tmp_path / "store")
+    layer = pack_module.pack(ctx, "t/m:1", store=store).layers[0]
+    assert store.blob_path(layer.digest).read_bytes() == _expected_layer(ctx, "m")
+    assert modes and modes[0] == _direct_ok(tmp_path)
+    modes.clear()
+    layer = pack_module.pack(ctx, "t/m:2", store=store, compression="zstd").layers[0]
+    assert modes and not any(modes)  # compressed layers are written buffered
+    blob = store.blob_path(layer.digest).read_bytes()
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(blob) == _expected_layer(ctx, "m")
