@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kitbridge.errors import FormatError, StoreError, UsageError
+from kitbridge.errors import FormatError, ReferenceFormatError, StoreError, UsageError
 from kitbridge.formats import kitops
 from kitbridge.formats.kitops import Manifest
 from kitbridge.home import open_store
@@ -85,14 +85,14 @@ class ListEntry:
 
 
 def list_modelkits(store: Store | None = None) -> list[ListEntry]:
-    """Every tagged ModelKit in the store, sorted by reference; unreadable entries are skipped."""
+    """Every tagged ModelKit in the store, sorted by reference; other artifacts are skipped."""
     store = store or open_store()
     rows = []
     for name, _desc in store.refs():
         try:
             mk = load_modelkit(name, store)
-        except FormatError:
-            continue
+        except (FormatError, ReferenceFormatError):
+            continue  # another tool's artifact, or a name it wrote that is not a reference kit accepts
         kf = mk.kitfile
         display = kf.package.name or (kf.model.name if kf.model else "")
         rows.append(ListEntry(mk.reference, display, mk.size, mk.digest))

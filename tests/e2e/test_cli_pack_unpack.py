@@ -364,3 +364,18 @@ def test_unpack_refuses_a_malicious_modelkit_and_writes_nothing(cli: CLI, tmp_pa
     assert r.stderr.startswith("error: ") and "escaped.txt" in r.stderr
     assert not (tmp_path / "target" / "escaped.txt").exists()
     assert not out.exists() or not any(out.rglob("*"))
+
+
+def test_list_skips_artifacts_other_tools_put_in_the_store(cli: CLI, tmp_path: Path) -> None:
+    from conftest import require_tool
+
+    skopeo = require_tool("skopeo")
+    cli.ok("pack", str(FIXTURES / "tiny-model"), "-t", "tiny:1")
+    # skopeo writes its own name (not a reference kit accepts) for a copy of the same artifact
+    subprocess.run(
+        [skopeo, "copy", f"oci:{cli.store}:localhost/tiny:1", f"oci:{cli.store}:Not-A-Ref"],
+        check=True,
+        capture_output=True,
+    )
+    rows = json.loads(cli.ok("list", "--json").stdout)
+    assert [r["reference"] for r in rows] == ["localhost/tiny:1"]
