@@ -61,3 +61,19 @@ class UnsafeArchiveError(UnpackError):
 
 class FormatError(KitbridgeError):
     """A manifest or config blob is not a ModelKit / ModelPack artifact kitbridge can read."""
+
+
+class RegistryError(KitbridgeError):
+    """A registry could not be reached, or answered in a way kitbridge cannot use."""
+
+
+class AuthenticationError(RegistryError):
+    """The registry wants credentials (HTTP 401): none were given, or they were wrong."""
+
+
+class PermissionDeniedError(RegistryError):
+    """The registry knows who we are but refuses the operation (HTTP 403)."""
+
+
+class TLSError(RegistryError):
+    """The TLS handshake failed (unknown CA, wrong host name, plain HTTP server)."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from registry_server import Registry
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -92,3 +93,31 @@ def write_tree(root: Path, files: dict[str, str | bytes], mode: int = 0o644, dir
         os.chmod(d, dir_mode)
     os.chmod(root, dir_mode)
     return root
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    """A plain-HTTP docker-registry on a free loopback port."""
+    require_tool("docker-registry")
+    reg = Registry(tmp_path / "registry-plain", "plain").start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def auth_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A docker-registry with htpasswd Basic auth (user/password in registry_server.USER/PASSWORD)."""
+    require_tool("docker-registry")
+    reg = Registry(tmp_path / "registry-basic", "basic").start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def tls_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A docker-registry serving TLS with a throwaway CA (``.ca_file``)."""
+    require_tool("docker-registry")
+    require_tool("openssl")
+    reg = Registry(tmp_path / "registry-tls", "tls").start()
+    yield reg
+    reg.stop()
