@@ -137,12 +137,13 @@ class Registry:
         config = self.root / "config.yml"
         if not config.exists():
             config = self._config()
-        self.proc = subprocess.Popen(
-            ["docker-registry", "serve", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.root / "registry.log", "ab"),
-            start_new_session=True,
-        )
+        with open(self.root / "registry.log", "ab") as log:  # the child keeps its own copy of the fd
+            self.proc = subprocess.Popen(
+                ["docker-registry", "serve", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
         ctx = create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
