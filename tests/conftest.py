@@ -37,7 +37,15 @@ class CLI:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.env = {**os.environ, "KITBRIDGE_HOME": str(home), "NO_COLOR": "1", "KITBRIDGE_NO_PLUGINS": "1"}
+        self.env = {
+            **os.environ,
+            "KITBRIDGE_HOME": str(home),
+            "NO_COLOR": "1",
+            "KITBRIDGE_NO_PLUGINS": "1",
+            "DOCKER_CONFIG": str(home / "docker-config"),  # never the user's own logins
+        }
+        for var in ("KITBRIDGE_REGISTRY_USER", "KITBRIDGE_REGISTRY_PASSWORD"):
+            self.env.pop(var, None)
         self.env.pop("SOURCE_DATE_EPOCH", None)
 
     @property
@@ -71,6 +79,7 @@ def kb_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "kb-home"
     monkeypatch.setenv("KITBRIDGE_HOME", str(home))
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(home / "docker-config"))
     yield home
 
 

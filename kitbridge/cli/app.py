@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import click
@@ -12,6 +13,7 @@ import typer
 from kitbridge import __version__
 from kitbridge.cli.output import Output
 from kitbridge.errors import KitbridgeError, UsageError
+from kitbridge.transfer import RegistryOptions
 
 app = typer.Typer(
     name="kitbridge",
@@ -22,9 +24,20 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# Global flags may be written anywhere on the line (``kitbridge list --json``); main() moves them
-# in front of the subcommand so that typer sees them as options of the top-level callback.
-_GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose"}
+# Global options may be written anywhere on the line (``kitbridge push x --plain-http``); main()
+# moves them in front of the subcommand so that typer sees them as options of the top-level callback.
+# The registry options are global because every command that may talk to a registry takes them.
+_GLOBAL_FLAGS = {
+    "--json",
+    "-q",
+    "--quiet",
+    "-v",
+    "--verbose",
+    "--plain-http",
+    "--tls-verify",
+    "--no-tls-verify",
+}
+_GLOBAL_WITH_VALUE = {"--ca-file", "--concurrency"}
 
 
 def out(ctx: typer.Context) -> Output:
@@ -49,19 +62,38 @@ def _root(
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="More detail; tracebacks on error.")
     ] = False,
+    plain_http: Annotated[
+        bool, typer.Option("--plain-http", help="Talk to registries over HTTP, not HTTPS.")
+    ] = False,
+    tls_verify: Annotated[
+        bool, typer.Option("--tls-verify/--no-tls-verify", help="Verify registries' TLS certificates.")
+    ] = True,
+    ca_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--ca-file", help="PEM file of CA certificates to trust for registries."),
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Blobs transferred in parallel.")] = 4,
     version: Annotated[
         Optional[bool],  # noqa: UP045 - typer needs Optional on 3.10
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
     ] = None,
 ) -> None:
     ctx.obj = Output(json_mode=json_output, quiet=quiet, verbose=verbose)
+    if concurrency < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--concurrency")
+    ctx.obj.registry = RegistryOptions(
+        plain_http=plain_http,
+        tls_verify=tls_verify,
+        ca_file=str(ca_file) if ca_file else None,
+        concurrency=concurrency,
+    )
 
 
 def _register() -> None:
     # Command modules register themselves on ``app`` when imported, in the order --help lists them.
     import importlib
 
-    for module in ("cmd_pack", "cmd_local"):
+    for module in ("cmd_pack", "cmd_local", "cmd_remote"):
         importlib.import_module(f"kitbridge.cli.{module}")
 
 
@@ -71,9 +103,26 @@ def _reorder_globals(argv: list[str]) -> list[str]:
         head, tail = argv[:cut], argv[cut:]
     else:
         head, tail = argv, []
-    flags = [a for a in head if a in _GLOBAL_FLAGS]
-    rest = [a for a in head if a not in _GLOBAL_FLAGS]
-    return flags + rest + tail
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(head):
+        arg = head[i]
+        name, eq, value = arg.partition("=")
+        if arg in _GLOBAL_FLAGS:
+            front.append(arg)
+        elif name == "--tls-verify" and eq:
+            # skopeo and podman users write --tls-verify=false
+            front.append("--tls-verify" if value.lower() in ("true", "1", "yes") else "--no-tls-verify")
+        elif name in _GLOBAL_WITH_VALUE:
+            front.append(arg)
+            if not eq and i + 1 < len(head):
+                front.append(head[i + 1])
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest + tail
 
 
 def main(argv: list[str] | None = None) -> Any:

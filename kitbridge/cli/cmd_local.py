@@ -50,9 +50,16 @@ def unpack_cmd(
     if overwrite and ignore_existing:
         raise UsageError("--overwrite and --ignore-existing exclude each other", "pick one")
     o = out(ctx)
-    result = unpack(
-        reference, directory, filters=filters or [], overwrite=overwrite, ignore_existing=ignore_existing
-    )
+    with o.progress() as bars:
+        result = unpack(
+            reference,
+            directory,
+            filters=filters or [],
+            overwrite=overwrite,
+            ignore_existing=ignore_existing,
+            options=o.registry,
+            progress=bars,
+        )
     o.result(
         f"unpacked {len(result.files)} files to {directory}",
         {"reference": result.reference.name, "directory": str(directory), "files": result.files},
@@ -63,10 +70,16 @@ def unpack_cmd(
 def inspect_cmd(
     ctx: typer.Context,
     reference: Annotated[str, typer.Argument(help="Reference in the local store.", show_default=False)],
+    remote: Annotated[bool, typer.Option("--remote", help="Read the manifest from the registry.")] = False,
 ) -> None:
     """Print the manifest JSON (and its digest)."""
     o = out(ctx)
-    data, digest = inspect(reference)
+    if remote:
+        from kitbridge.transfer import remote_manifest
+
+        data, digest = remote_manifest(reference, o.registry)
+    else:
+        data, digest = inspect(reference)
     manifest = json.loads(data)
     o.result(
         json.dumps({"digest": digest, "manifest": manifest}, indent=2),
@@ -94,9 +107,22 @@ def info_cmd(
 
 
 @app.command("list")
-def list_cmd(ctx: typer.Context) -> None:
-    """List the ModelKits in the local store."""
+def list_cmd(
+    ctx: typer.Context,
+    repository: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(help="A registry repository: list its tags instead.", show_default=False),
+    ] = None,
+) -> None:
+    """List the ModelKits in the local store, or the tags of a registry repository."""
     o = out(ctx)
+    if repository is not None:
+        from kitbridge.transfer import remote_tags
+
+        tags = remote_tags(repository, o.registry)
+        text = "\n".join(tags) if tags else f"no tags in {repository}"
+        o.result(text, {"repository": repository, "tags": tags})
+        return
     rows = list_modelkits()
     data = [
         {

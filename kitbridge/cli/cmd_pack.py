@@ -64,8 +64,11 @@ def pack_cmd(
     compression: Annotated[
         CompressionChoice, typer.Option("--compression", help="Compression of tar layers.")
     ] = CompressionChoice.none,
+    push_after: Annotated[
+        bool, typer.Option("--push", help="Push the ModelKit to its registry afterwards.")
+    ] = False,
 ) -> None:
-    """Pack a directory into a ModelKit in the local store."""
+    """Pack a directory into a ModelKit in the local store (and push it with --push)."""
     o = out(ctx)
     if fmt is FormatChoice.modelpack:
         from kitbridge.errors import UsageError
@@ -81,6 +84,14 @@ def pack_cmd(
             warn=o.warn,
             progress=bars,
         )
+    if push_after:
+        from kitbridge.cli.cmd_remote import transfer_report
+        from kitbridge.transfer import push
+
+        with o.progress() as bars:
+            pushed = push(result.reference, options=o.registry, progress=bars)
+        if not o.json_mode:
+            transfer_report(o, "pushed", pushed)
     o.result(
         f"{result.reference.name}\n{result.manifest.digest}" if not o.quiet else result.manifest.digest,
         {

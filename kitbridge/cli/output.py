@@ -20,6 +20,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from kitbridge.transfer import RegistryOptions
+
 
 @dataclass
 class Output:
@@ -28,6 +30,7 @@ class Output:
     json_mode: bool = False
     quiet: bool = False
     verbose: bool = False
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
     _err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
 
     def result(self, human: str | None, data: Any = None) -> None:

@@ -424,6 +424,45 @@ class Store:
                 if not staged.committed:
                     staged._discard()
 
+    @contextmanager
+    def resume_stage(self, digest: str) -> Iterator[StagedBlob]:
+        """A staging file for a download of ``digest`` that survives interruption.
+
+        What an earlier, interrupted attempt left is kept and hashed again, so ``staged.size`` is
+        where the download goes on (an HTTP ``Range``). The file stays when the block raises, so a
+        later run can resume — unless the bytes turned out wrong (``DigestMismatchError``), when it
+        is deleted. A second process resuming the same blob at once gets a fresh file instead.
+        """
+        hexd = digests.hex_of(digest)
+        with self._writer_lock():
+            self._ensure_layout()
+            path = self.staging_dir / f"partial-{hexd}"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                with self.stage() as fresh:
+                    yield fresh
+                return
+            f = cast(BinaryIO, os.fdopen(fd, "r+b"))
+            staged = StagedBlob(path, f)
+            while chunk := f.read(digests.CHUNK):
+                staged._hash.update(chunk)
+                staged._size += len(chunk)
+            discard = False
+            try:
+                yield staged
+            except DigestMismatchError:
+                discard = True
+                raise
+            finally:
+                if discard:
+                    staged._discard()
+                elif not staged.committed:
+                    with suppress(OSError):
+                        f.close()
+
     def _place(self, src: Path, digest: str) -> Path:
         """Rename a finished, fsynced staging file to its blob name (or drop it if the blob exists)."""
         target = self.blob_path(digest)

@@ -1,0 +1,283 @@
+"""Push and pull artifacts between the local store and OCI registries: streamed, parallel, resumable."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from kitbridge.errors import DigestMismatchError, UsageError
+from kitbridge.formats import kitops
+from kitbridge.formats.kitops import Manifest
+from kitbridge.home import home_dir, open_store
+from kitbridge.modelkits import MAX_DOCUMENT_BYTES, read_manifest
+from kitbridge.oci.descriptor import Descriptor
+from kitbridge.oci.locations import BlobLocations
+from kitbridge.oci.reference import Reference
+from kitbridge.oci.registry import RegistryClient
+from kitbridge.oci.store import Store
+from kitbridge.progress import NoProgress, Progress
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    """How to talk to a registry: the CLI's --plain-http, --tls-verify, --ca-file, --concurrency."""
+
+    plain_http: bool = False
+    tls_verify: bool = True
+    ca_file: str | None = None
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """What a push or pull did: the manifest moved, and how many blobs/bytes actually crossed the wire."""
+
+    reference: Reference
+    manifest: Descriptor
+    blobs_sent: int
+    bytes_sent: int
+    blobs_skipped: int
+    blobs_mounted: int = 0
+
+
+def _ref(reference: str | Reference) -> Reference:
+    return reference if isinstance(reference, Reference) else Reference.parse(reference)
+
+
+def require_registry(ref: Reference) -> Reference:
+    """A reference that names a real registry; ``localhost`` without a port is kit's local-only default."""
+    if ref.registry == "localhost":
+        raise UsageError(
+            f"{ref.name} names no registry",
+            "give one, e.g. registry.example.com/org/model:1 or localhost:5000/model:1",
+        )
+    return ref
+
+
+def client_for(ref: Reference, options: RegistryOptions) -> RegistryClient:
+    """A registry client for the registry ``ref`` names, with the user's transport options."""
+    return RegistryClient(
+        ref.registry, plain_http=options.plain_http, tls_verify=options.tls_verify, ca_file=options.ca_file
+    )
+
+
+def _blobs_of(manifest: Manifest) -> list[Descriptor]:
+    seen: set[str] = set()
+    out = []
+    for d in [manifest.config, *manifest.layers]:
+        if d.digest not in seen:
+            seen.add(d.digest)
+            out.append(d)
+    return out
+
+
+def _short(digest: str) -> str:
+    return digest.split(":", 1)[1][:12]
+
+
+class _Counter:
+    """Thread-safe tallies of what crossed the wire."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.blobs = self.bytes = self.skipped = self.mounted = 0
+
+    def add(self, *, blobs: int = 0, nbytes: int = 0, skipped: int = 0, mounted: int = 0) -> None:
+        with self._lock:
+            self.blobs += blobs
+            self.bytes += nbytes
+            self.skipped += skipped
+            self.mounted += mounted
+
+
+def _parallel(jobs: Iterable[Callable[[], None]], concurrency: int) -> None:
+    """Run jobs on ``concurrency`` threads; the first failure is raised after the others stop."""
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="kitbridge-blob") as pool:
+        futures = [pool.submit(job) for job in jobs]
+        errors = []
+        for f in futures:
+            try:
+                f.result()
+            except BaseException as e:
+                errors.append(e)
+                for other in futures:
+                    other.cancel()
+        if errors:
+            raise errors[0]
+
+
+def push(
+    reference: str | Reference,
+    destination: str | Reference | None = None,
+    *,
+    options: RegistryOptions | None = None,
+    store: Store | None = None,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Push a stored artifact to a registry: blobs the registry has are skipped (or mounted), the rest
+    are streamed from the store in parallel, then the manifest goes up as its exact stored bytes."""
+    options = options or RegistryOptions()
+    store = store or open_store()
+    progress = progress or NoProgress()
+    src = _ref(reference)
+    dst = require_registry(_ref(destination) if destination is not None else src)
+    _, desc, data, manifest = read_manifest(store, src)
+    locations = BlobLocations(home_dir())
+    tally = _Counter()
+    with client_for(dst, options) as client:
+
+        def send(blob: Descriptor) -> None:
+            if client.blob_size(dst.repository, blob.digest) is not None:
+                tally.add(skipped=1)
+                return
+            for repo in locations.repositories(dst.registry, blob.digest):
+                if repo != dst.repository and client.mount_blob(dst.repository, blob.digest, repo):
+                    tally.add(mounted=1)
+                    return
+            task = f"push {_short(blob.digest)}"
+            progress.start(task, blob.size)
+
+            def open_src(offset: int) -> BinaryIO:
+                f = store.open_blob(blob.digest)
+                f.seek(offset)
+                return f
+
+            client.upload_blob(
+                dst.repository, blob.digest, blob.size, open_src, on_bytes=lambda n: progress.advance(task, n)
+            )
+            progress.finish(task)
+            tally.add(blobs=1, nbytes=blob.size)
+
+        blobs = _blobs_of(manifest)
+        _parallel([lambda b=b: send(b) for b in blobs], options.concurrency)  # type: ignore[misc]
+        pushed = client.put_manifest(dst.repository, dst.tag or desc.digest, data, desc.media_type)
+        if pushed != desc.digest:
+            raise DigestMismatchError(
+                f"the registry stored the manifest as {pushed}, not {desc.digest}",
+                "the registry rewrote the manifest; push to an OCI-compliant registry",
+            )
+    locations.record(dst.registry, dst.repository, [b.digest for b in blobs])
+    return TransferResult(dst, desc, tally.blobs, tally.bytes, tally.skipped, tally.mounted)
+
+
+def fetch_blobs(
+    client: RegistryClient,
+    ref: Reference,
+    blobs: list[Descriptor],
+    store: Store,
+    *,
+    concurrency: int,
+    progress: Progress,
+) -> _Counter:
+    """Download the blobs the store lacks, each straight into a resumable staging file, in parallel."""
+    tally = _Counter()
+
+    def fetch(blob: Descriptor) -> None:
+        if store.has_blob(blob.digest):
+            tally.add(skipped=1)
+            return
+        task = f"pull {_short(blob.digest)}"
+        with store.resume_stage(blob.digest) as staged:
+            progress.start(task, blob.size)
+            progress.advance(task, staged.size)
+            client.download_blob(
+                ref.repository,
+                blob.digest,
+                staged,  # type: ignore[arg-type]  # StagedBlob.write hashes as it writes
+                offset=staged.size,
+                on_bytes=lambda n: progress.advance(task, n),
+            )
+            if staged.size != blob.size or staged.digest != blob.digest:
+                raise DigestMismatchError(
+                    f"blob {blob.digest} from {ref.registry}/{ref.repository} arrived as {staged.digest} "
+                    f"({staged.size} of {blob.size} bytes)",
+                    "the registry or the network corrupted it; nothing was stored, pull again",
+                )
+            store.commit(staged, blob.digest)
+        progress.finish(task)
+        tally.add(blobs=1, nbytes=blob.size)
+
+    _parallel([lambda b=b: fetch(b) for b in blobs], concurrency)  # type: ignore[misc]
+    return tally
+
+
+def fetch_manifest(client: RegistryClient, ref: Reference) -> tuple[bytes, Descriptor, Manifest]:
+    """The manifest ``ref`` names on its registry: exact bytes, descriptor, parsed form."""
+    data, media_type, digest = client.get_manifest(ref.repository, ref.digest or ref.tag or "latest")
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise DigestMismatchError(f"manifest of {ref.name} is {len(data)} bytes", "that is no manifest")
+    manifest = kitops.parse_manifest(data, f"manifest of {ref.name}")
+    return data, Descriptor(media_type or manifest.media_type, digest, len(data)), manifest
+
+
+def pull(
+    reference: str | Reference,
+    *,
+    options: RegistryOptions | None = None,
+    store: Store | None = None,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Pull an artifact into the local store under the same reference; blobs already there are not fetched.
+
+    Every blob is verified against its digest before it is stored; an interrupted pull resumes each
+    partial blob where it stopped. The reference is set only after every blob is in place.
+    """
+    options = options or RegistryOptions()
+    store = store or open_store()
+    progress = progress or NoProgress()
+    ref = require_registry(_ref(reference))
+    with client_for(ref, options) as client:
+        data, desc, manifest = fetch_manifest(client, ref)
+        with store.writing():
+            tally = fetch_blobs(
+                client, ref, _blobs_of(manifest), store, concurrency=options.concurrency, progress=progress
+            )
+            digest, _ = store.put_bytes(data)
+            if digest != desc.digest:
+                raise DigestMismatchError(f"manifest of {ref.name} changed in transit", "pull again")
+            store.set_ref(ref.name if ref.tag else ref.with_tag("latest").name, desc)
+    BlobLocations(home_dir()).record(ref.registry, ref.repository, [b.digest for b in _blobs_of(manifest)])
+    return TransferResult(ref, desc, tally.blobs, tally.bytes, tally.skipped)
+
+
+def remote_manifest(reference: str | Reference, options: RegistryOptions | None = None) -> tuple[bytes, str]:
+    """``inspect --remote``: the manifest bytes on the registry and their digest."""
+    ref = require_registry(_ref(reference))
+    with client_for(ref, options or RegistryOptions()) as client:
+        data, desc, _ = fetch_manifest(client, ref)
+    return data, desc.digest
+
+
+def remote_tags(repository: str | Reference, options: RegistryOptions | None = None) -> list[str]:
+    """``list REPOSITORY``: the tags of a repository on its registry."""
+    ref = require_registry(_ref(repository))
+    with client_for(ref, options or RegistryOptions()) as client:
+        return client.list_tags(ref.repository)
+
+
+def login(registry: str, username: str, password: str, *, options: RegistryOptions | None = None) -> str:
+    """Check the credentials against the registry (``GET /v2/``), then save them; returns where."""
+    from kitbridge.oci.credentials import Credentials, docker_config_path, save_login
+
+    options = options or RegistryOptions()
+    client = RegistryClient(
+        registry,
+        plain_http=options.plain_http,
+        tls_verify=options.tls_verify,
+        ca_file=options.ca_file,
+        credentials=Credentials(username, password),
+    )
+    with client:
+        client.ping()
+    saved = save_login(registry, username, password)
+    return str(saved) if saved is not None else str(docker_config_path())
+
+
+def logout(registry: str) -> bool:
+    """Forget saved credentials for ``registry``; False when there were none."""
+    from kitbridge.oci.credentials import remove_login
+
+    return bool(remove_login(registry))
