@@ -202,5 +202,6 @@ def test_threads_of_one_process_share_the_writer_lock_and_gc_waits_for_them(tmp_
     stop.set()
     collector.join()
     assert errors == []
-    assert len(gc_runs) >= 2 and sum(gc_runs) >= 1
+    # gc ran (how often depends on scheduling) and removed the garbage blob without touching the writers'
+    assert gc_runs and sum(gc_runs) >= 1
     assert_complete(store, [f"localhost/t{n}/m:{i}" for n in range(4) for i in range(5)])
