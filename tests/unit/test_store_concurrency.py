@@ -73,7 +73,10 @@ print(runs, deleted, flush=True)
 
 def spawn(script: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     path = tmp_path / f"script-{abs(hash(script))}.py"
-    path.write_text(textwrap.dedent(script))
+    # Written once: rewriting it while an earlier child is still reading it would hand that child
+    # an empty (truncated) script, which exits 0 having done nothing.
+    if not path.exists():
+        path.write_text(textwrap.dedent(script))
     return subprocess.Popen(
         [sys.executable, str(path), *args],
         stdout=subprocess.PIPE,
