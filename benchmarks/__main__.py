@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import pack_bench
+from benchmarks import pack_bench, transfer_bench
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     sub = ap.add_subparsers(dest="name", required=True)
     pack_bench.add_arguments(sub.add_parser("pack", help="pack (tar and raw layers) vs hashlib sha256"))
+    transfer_bench.add_arguments(
+        sub.add_parser("transfer", help="push/pull vs skopeo copy and oras-py, through a local registry")
+    )
     args = ap.parse_args(argv)
     if args.name == "pack":
         return pack_bench.run(args)
+    if args.name == "transfer":
+        return transfer_bench.run(args)
     return 2
 
 

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import BinaryIO
 
 from kitbridge.errors import DigestMismatchError, UsageError
@@ -93,20 +94,52 @@ class _Counter:
             self.mounted += mounted
 
 
-def _parallel(jobs: Iterable[Callable[[], None]], concurrency: int) -> None:
-    """Run jobs on ``concurrency`` threads; the first failure is raised after the others stop."""
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="kitbridge-blob") as pool:
-        futures = [pool.submit(job) for job in jobs]
-        errors = []
+class _StalePartial(DigestMismatchError):
+    """A resumed download did not verify: the partial file from an earlier attempt was bad."""
+
+
+class _Cancelled(Exception):
+    """Raised inside a transfer thread when another one failed or the user pressed Ctrl-C."""
+
+
+def _parallel(jobs: Iterable[Callable[[threading.Event], None]], concurrency: int) -> None:
+    """Run jobs on ``concurrency`` threads; the first failure (or Ctrl-C) stops the others.
+
+    Each job gets a ``cancel`` event and must check it between chunks (see ``_progress_hook``), so a
+    failure or an interrupt stops every transfer within one chunk instead of after whole blobs.
+    """
+    cancel = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="kitbridge-blob")
+    futures = [pool.submit(job, cancel) for job in jobs]
+    first: Exception | None = None
+    try:
         for f in futures:
             try:
                 f.result()
-            except BaseException as e:
-                errors.append(e)
-                for other in futures:
-                    other.cancel()
-        if errors:
-            raise errors[0]
+            except _Cancelled:
+                pass
+            except Exception as e:  # re-raised below, once the others have stopped
+                if first is None:
+                    first = e
+                cancel.set()
+    except BaseException:  # KeyboardInterrupt while waiting: stop the workers, then let it propagate
+        cancel.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if first is not None:
+        raise first
+
+
+def _progress_hook(progress: Progress, task: str, cancel: threading.Event) -> Callable[[int], None]:
+    """The per-chunk callback of a blob transfer: reports bytes, and stops when cancelled."""
+
+    def on_bytes(n: int) -> None:
+        if cancel.is_set():
+            raise _Cancelled
+        progress.advance(task, n)
+
+    return on_bytes
 
 
 def push(
@@ -129,7 +162,7 @@ def push(
     tally = _Counter()
     with client_for(dst, options) as client:
 
-        def send(blob: Descriptor) -> None:
+        def send(blob: Descriptor, cancel: threading.Event) -> None:
             if client.blob_size(dst.repository, blob.digest) is not None:
                 tally.add(skipped=1)
                 return
@@ -146,13 +179,17 @@ def push(
                 return f
 
             client.upload_blob(
-                dst.repository, blob.digest, blob.size, open_src, on_bytes=lambda n: progress.advance(task, n)
+                dst.repository,
+                blob.digest,
+                blob.size,
+                open_src,
+                on_bytes=_progress_hook(progress, task, cancel),
             )
             progress.finish(task)
             tally.add(blobs=1, nbytes=blob.size)
 
         blobs = _blobs_of(manifest)
-        _parallel([lambda b=b: send(b) for b in blobs], options.concurrency)  # type: ignore[misc]
+        _parallel([partial(send, b) for b in blobs], options.concurrency)
         pushed = client.put_manifest(dst.repository, dst.tag or desc.digest, data, desc.media_type)
         if pushed != desc.digest:
             raise DigestMismatchError(
@@ -175,32 +212,45 @@ def fetch_blobs(
     """Download the blobs the store lacks, each straight into a resumable staging file, in parallel."""
     tally = _Counter()
 
-    def fetch(blob: Descriptor) -> None:
+    def fetch(blob: Descriptor, cancel: threading.Event) -> None:
         if store.has_blob(blob.digest):
             tally.add(skipped=1)
             return
         task = f"pull {_short(blob.digest)}"
-        with store.resume_stage(blob.digest) as staged:
+        progress.start(task, blob.size)
+        try:
+            download(blob, task, cancel)
+        except _StalePartial:
+            # What an earlier attempt left was bad (cut off after corruption, a damaged disk): it is
+            # deleted by now, so this second try downloads the blob whole.
+            progress.finish(task)
             progress.start(task, blob.size)
-            progress.advance(task, staged.size)
+            download(blob, task, cancel)
+        progress.finish(task)
+        tally.add(blobs=1, nbytes=blob.size)
+
+    def download(blob: Descriptor, task: str, cancel: threading.Event) -> None:
+        with store.resume_stage(blob.digest) as staged:
+            resumed_from = staged.size
+            progress.advance(task, resumed_from)
             client.download_blob(
                 ref.repository,
                 blob.digest,
                 staged,  # type: ignore[arg-type]  # StagedBlob.write hashes as it writes
                 offset=staged.size,
-                on_bytes=lambda n: progress.advance(task, n),
+                on_bytes=_progress_hook(progress, task, cancel),
             )
             if staged.size != blob.size or staged.digest != blob.digest:
+                if resumed_from:
+                    raise _StalePartial(f"partial download of {blob.digest} was bad", None)
                 raise DigestMismatchError(
                     f"blob {blob.digest} from {ref.registry}/{ref.repository} arrived as {staged.digest} "
                     f"({staged.size} of {blob.size} bytes)",
-                    "the registry or the network corrupted it; nothing was stored, pull again",
+                    "the registry or the network corrupted it; that blob was not stored, pull again",
                 )
             store.commit(staged, blob.digest)
-        progress.finish(task)
-        tally.add(blobs=1, nbytes=blob.size)
 
-    _parallel([lambda b=b: fetch(b) for b in blobs], concurrency)  # type: ignore[misc]
+    _parallel([partial(fetch, b) for b in blobs], concurrency)
     return tally
 
 

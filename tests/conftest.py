@@ -110,7 +110,7 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     require_tool("docker-registry")
     reg = Registry(tmp_path / "registry-plain", "plain").start()
     yield reg
-    reg.stop()
+    reg.close()
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def auth_registry(tmp_path: Path) -> Iterator[Registry]:
     require_tool("docker-registry")
     reg = Registry(tmp_path / "registry-basic", "basic").start()
     yield reg
-    reg.stop()
+    reg.close()
 
 
 @pytest.fixture
@@ -129,4 +129,4 @@ def tls_registry(tmp_path: Path) -> Iterator[Registry]:
     require_tool("openssl")
     reg = Registry(tmp_path / "registry-tls", "tls").start()
     yield reg
-    reg.stop()
+    reg.close()

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -95,6 +96,10 @@ class Registry:
     port: int = field(default_factory=free_port)
     ca_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
+    closed: bool = False
+    # start/stop/close may come from a test's helper thread (kill-and-restart faults) and from the
+    # fixture's teardown at once: a restart must never outlive the fixture.
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def host(self) -> str:
@@ -133,6 +138,18 @@ class Registry:
         return path
 
     def start(self) -> Registry:
+        with self._lock:
+            if self.closed:
+                raise RuntimeError("this test registry was closed by its fixture")
+            return self._start()
+
+    def close(self) -> None:
+        """Stop for good: later start()/restart() calls (from stray threads) refuse."""
+        with self._lock:
+            self.closed = True
+            self.stop()
+
+    def _start(self) -> Registry:
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "config.yml"
         if not config.exists():
@@ -164,6 +181,10 @@ class Registry:
         raise RuntimeError("docker-registry did not become ready within 20 s")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        with self._lock:
+            self._stop(sig)
+
+    def _stop(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
             try:
@@ -178,8 +199,9 @@ class Registry:
         self.stop(signal.SIGKILL)
 
     def restart(self) -> None:
-        self.stop()
-        self.start()
+        with self._lock:
+            self.stop()
+            self.start()
 
     def blob_digests(self) -> set[str]:
         """Digests of the blobs the registry holds on disk (its storage layout, read directly)."""

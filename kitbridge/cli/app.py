@@ -131,7 +131,9 @@ def main(argv: list[str] | None = None) -> Any:
     args = _reorder_globals(list(sys.argv[1:] if argv is None else argv))
     verbose = "-v" in args or "--verbose" in args
     try:
-        app(args=args, prog_name="kitbridge", standalone_mode=False)
+        rv = app(args=args, prog_name="kitbridge", standalone_mode=False)
+        if rv == 130:  # click turned a Ctrl-C into an exit code instead of raising
+            raise KeyboardInterrupt
     except KitbridgeError as e:
         if verbose:
             traceback.print_exc()
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> Any:
         e.show()
         sys.exit(UsageError.exit_code if isinstance(e, click.UsageError) else 1)
     except KeyboardInterrupt:
-        sys.stderr.write("error: interrupted (nothing was left half-written)\n")
+        sys.stderr.write("error: interrupted (the store is unchanged; run it again: downloads resume)\n")
         sys.exit(130)
     except Exception as e:
         if verbose:

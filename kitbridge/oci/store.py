@@ -117,6 +117,9 @@ def _unlink_quietly(path: Path) -> None:
         path.unlink()
 
 
+_WRITE_SLICE = 1024 * 1024
+
+
 class StagedBlob:
     """A blob being written in the staging dir: ``write`` hashes as it writes; ``file`` is the raw file."""
 
@@ -131,7 +134,14 @@ class StagedBlob:
         """Write and hash ``data`` (if every byte goes through here, commit checks the digest)."""
         self._hash.update(data)
         self._size += len(data)
-        return self.file.write(data)
+        if len(data) <= _WRITE_SLICE:
+            return self.file.write(data)
+        # Large writes into fresh page-cache pages are several times slower than the same bytes in
+        # 1 MiB writes on the VMs we measured (a 1 GiB pull: 0.7-1.3 s of write() vs 0.19 s).
+        view = memoryview(data)
+        for start in range(0, len(view), _WRITE_SLICE):
+            self.file.write(view[start : start + _WRITE_SLICE])
+        return len(view)
 
     def flush(self) -> None:
         """Flush the underlying file."""

@@ -149,3 +149,21 @@ def test_push_without_a_registry_is_a_usage_error(cli: CLI) -> None:
     cli.ok("pack", str(FIXTURES / "tiny-model"), "-t", "tiny:1")
     r = cli("push", "tiny:1")
     assert r.returncode == 2 and "names no registry" in r.stderr
+
+
+def test_a_bad_partial_download_is_refetched_whole(cli: CLI, registry: Registry, tmp_path: Path) -> None:
+    ref = f"{registry.host}/team/tiny:1"
+    cli.ok("pack", str(FIXTURES / "tiny-model"), "-t", ref, "--push", "--plain-http")
+    manifest = json.loads(stored_manifest(cli, ref)[0])
+    model = manifest["layers"][0]["digest"]
+    other = CLI(tmp_path / "other")
+    staging = other.home / "store.tmp"
+    staging.mkdir(parents=True)
+    # What an earlier, interrupted pull might have left: the right length so far, the wrong bytes.
+    (staging / f"partial-{model.split(':')[1]}").write_bytes(b"\xff" * 1000)
+    other.ok("pull", ref, "--plain-http")
+    other.ok("unpack", ref, "-d", str(tmp_path / "out"), "--filter", "model")
+    assert (tmp_path / "out/model.safetensors").read_bytes() == (
+        FIXTURES / "tiny-model/model.safetensors"
+    ).read_bytes()
+    assert not list(staging.glob("partial-*"))

@@ -844,7 +844,7 @@ def token_registry(tmp_path: Path) -> Iterator[tuple[Registry, TokenService]]:
     (reg.root / "config.yml").write_text(yaml.safe_dump(cfg))
     reg.start()
     yield reg, tokens
-    reg.stop()
+    reg.close()
     tokens.close()
 
 
