@@ -27,7 +27,7 @@ from kitbridge.layers.write import write_tar_layer
 from kitbridge.oci.descriptor import Descriptor
 from kitbridge.oci.reference import Reference
 from kitbridge.oci.store import Store
-from kitbridge.oci.writeback import drop_behind, set_direct, start_writeback, write_direct
+from kitbridge.oci.writeback import WriteBehind, set_direct, write_direct
 from kitbridge.progress import NoProgress, Progress
 
 
@@ -50,14 +50,9 @@ class _LayerSink:
     for a CPU and the fsync at commit has no data left to flush (see ``oci/writeback.py``). The
     first write the kernel refuses (EINVAL: a filesystem without direct I/O, a tail that is not a
     multiple of the device's block size) switches the file back to buffered writes for the rest of
-    the layer, which start disk writeback every ``WRITEBACK_EVERY`` bytes instead. Either way every
+    the layer, kept short of dirty pages by ``WriteBehind``. Either way every
     byte is written with ``os.write`` on the fd, bypassing ``f``'s buffer, so ``commit`` sees them.
     """
-
-    # 8 MiB windows measured best for the buffered path (4: 1.5-1.7 s, 8: 1.50-1.57 s, 16: 1.57-1.71 s,
-    # 32: 1.83 s, 64: 2.05-2.11 s for a 2 GiB layer): the fewer pages in flight, the more of them are
-    # recycled by drop_behind rather than freshly touched.
-    WRITEBACK_EVERY = 8 * 1024 * 1024
 
     def __init__(self, f: BinaryIO, progress: Progress, task: str, *, direct: bool = False) -> None:
         self._progress, self._task = progress, task
@@ -65,8 +60,7 @@ class _LayerSink:
         self._fd = f.fileno()
         self._direct = direct and set_direct(self._fd, True)
         self._written = 0
-        self._flushed = 0  # writeback started up to here
-        self._dropped = 0  # written to disk and dropped from the page cache up to here
+        self._behind = WriteBehind(self._fd)
 
     @property
     def direct(self) -> bool:
@@ -82,15 +76,10 @@ class _LayerSink:
             # Refused, nothing written: go on buffered. The bytes so far are on the disk already.
             self._direct = False
             set_direct(self._fd, False)
-            self._flushed = self._dropped = self._written
+            self._behind.reset(self._written)
         n = os.write(self._fd, data)
         self._advance(n)
-        if self._written - self._flushed >= self.WRITEBACK_EVERY:
-            start_writeback(self._fd, self._flushed, self._written - self._flushed)
-            if self._flushed > self._dropped:  # the window before, whose writeback is likely done
-                drop_behind(self._fd, self._dropped, self._flushed - self._dropped)
-                self._dropped = self._flushed
-            self._flushed = self._written
+        self._behind.wrote(n)
         return n
 
     def _advance(self, n: int) -> None:

@@ -50,6 +50,7 @@ from kitbridge.oci import lock
 from kitbridge.oci.descriptor import Descriptor
 from kitbridge.oci.gojson import Struct, dumps
 from kitbridge.oci.reference import Reference
+from kitbridge.oci.writeback import WriteBehind
 
 LAYOUT_VERSION = "1.0.0"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
@@ -129,18 +130,22 @@ class StagedBlob:
         self.committed = False
         self._hash = hashlib.sha256()
         self._size = 0
+        self._behind: WriteBehind | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Write and hash ``data`` (if every byte goes through here, commit checks the digest)."""
+        if self._behind is None:  # the first write: a resumed file already holds _size bytes
+            self._behind = WriteBehind(self.file.fileno(), self._size)
         self._hash.update(data)
         self._size += len(data)
-        if len(data) <= _WRITE_SLICE:
-            return self.file.write(data)
         # Large writes into fresh page-cache pages are several times slower than the same bytes in
         # 1 MiB writes on the VMs we measured (a 1 GiB pull: 0.7-1.3 s of write() vs 0.19 s).
         view = memoryview(data)
         for start in range(0, len(view), _WRITE_SLICE):
-            self.file.write(view[start : start + _WRITE_SLICE])
+            piece = view[start : start + _WRITE_SLICE]
+            self.file.write(piece)
+            if self._behind.wrote(len(piece)):
+                self.file.flush()  # hand the buffered tail to the kernel before the next window
         return len(view)
 
     def flush(self) -> None:

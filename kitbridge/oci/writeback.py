@@ -115,3 +115,36 @@ def write_direct(fd: int, data: memoryview) -> int | None:
         if e.errno == errno.EINVAL:
             return None
         raise
+
+
+class WriteBehind:
+    """Keeps few dirty pages behind a file being written front to back.
+
+    Every ``WINDOW`` bytes it starts writeback of the window just written and drops the window
+    before it (by now on disk) from the page cache, so the kernel recycles pages instead of
+    touching fresh ones, and the fsync before a blob's rename has little left to do.
+    """
+
+    # 8 MiB measured best for a 2 GiB layer (4: 1.5-1.7 s, 8: 1.50-1.57 s, 16: 1.57-1.71 s, 32: 1.83 s,
+    # 64: 2.05-2.11 s): the fewer pages in flight, the more are recycled rather than freshly touched.
+    WINDOW = 8 * 1024 * 1024
+
+    def __init__(self, fd: int, position: int = 0) -> None:
+        self.fd = fd
+        self.reset(position)
+
+    def reset(self, position: int) -> None:
+        """Go on from ``position`` (bytes before it are not managed)."""
+        self.written = self.flushed = self.dropped = position
+
+    def wrote(self, n: int) -> bool:
+        """Account ``n`` more bytes written through ``fd``; True when a window was handed to the disk."""
+        self.written += n
+        if self.written - self.flushed < self.WINDOW:
+            return False
+        start_writeback(self.fd, self.flushed, self.written - self.flushed)
+        if self.flushed > self.dropped:  # the window before, whose writeback is likely done
+            drop_behind(self.fd, self.dropped, self.flushed - self.dropped)
+            self.dropped = self.flushed
+        self.flushed = self.written
+        return True

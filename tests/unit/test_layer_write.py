@@ -438,15 +438,15 @@ def test_buffered_sink_drops_written_windows_behind_it(
     ctx = _odd_tree(tmp_path / "ctx")
     started: list[tuple[int, int]] = []
     dropped: list[tuple[int, int]] = []
-    monkeypatch.setattr(_LayerSink, "WRITEBACK_EVERY", 1024 * 1024)
-    monkeypatch.setattr(pack_module, "start_writeback", lambda fd, off, n: started.append((off, n)))
-    real_drop = pack_module.drop_behind
+    monkeypatch.setattr(writeback.WriteBehind, "WINDOW", 1024 * 1024)
+    monkeypatch.setattr(writeback, "start_writeback", lambda fd, off, n: started.append((off, n)))
+    real_drop = writeback.drop_behind
 
     def drop(fd: int, off: int, n: int) -> None:
         dropped.append((off, n))
         real_drop(fd, off, n)
 
-    monkeypatch.setattr(pack_module, "drop_behind", drop)
+    monkeypatch.setattr(writeback, "drop_behind", drop)
     data, d, modes = _stage_layer(tmp_path, ctx, "m", direct=False)
     assert not any(modes)
     assert data == _expected_layer(ctx, "m") and d.digest == sha(data)
