@@ -104,29 +104,28 @@ def write_tree(root: Path, files: dict[str, str | bytes], mode: int = 0o644, dir
     return root
 
 
+def _serve(tmp_path: Path, mode: str) -> Iterator[Registry]:
+    require_tool("docker-registry")
+    if mode == "tls":
+        require_tool("openssl")
+    reg = Registry(tmp_path / f"registry-{mode}", mode).start()
+    yield reg
+    reg.close()
+
+
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[Registry]:
     """A plain-HTTP docker-registry on a free loopback port."""
-    require_tool("docker-registry")
-    reg = Registry(tmp_path / "registry-plain", "plain").start()
-    yield reg
-    reg.close()
+    yield from _serve(tmp_path, "plain")
 
 
 @pytest.fixture
 def auth_registry(tmp_path: Path) -> Iterator[Registry]:
     """A docker-registry with htpasswd Basic auth (user/password in registry_server.USER/PASSWORD)."""
-    require_tool("docker-registry")
-    reg = Registry(tmp_path / "registry-basic", "basic").start()
-    yield reg
-    reg.close()
+    yield from _serve(tmp_path, "basic")
 
 
 @pytest.fixture
 def tls_registry(tmp_path: Path) -> Iterator[Registry]:
     """A docker-registry serving TLS with a throwaway CA (``.ca_file``)."""
-    require_tool("docker-registry")
-    require_tool("openssl")
-    reg = Registry(tmp_path / "registry-tls", "tls").start()
-    yield reg
-    reg.close()
+    yield from _serve(tmp_path, "tls")
