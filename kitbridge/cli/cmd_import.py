@@ -1,0 +1,112 @@
+"""``kitbridge init`` and ``kitbridge import``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from kitbridge.cli.app import app, out
+from kitbridge.cli.cmd_pack import FormatChoice
+from kitbridge.importing import ImportPlan, import_model, init
+from kitbridge.kitfile import dump_kitfile, kitfile_json
+
+
+@app.command("init")
+def init_cmd(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="The model folder.", show_default=False)],
+    name: Annotated[str | None, typer.Option("--name", help="Package name (default: the folder's).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing Kitfile.")] = False,
+) -> None:
+    """Write DIR/Kitfile from what is in DIR: files sorted into layers, facts read from the model."""
+    o = out(ctx)
+    result = init(directory, name=name, force=force, warn=o.warn)
+    if result.kitignore is not None:
+        o.info(f"wrote {result.kitignore} (files kitbridge skips: VCS and OS junk)")
+    o.result(
+        f"wrote {result.path}\n\n{dump_kitfile(result.kitfile)}",
+        {"path": str(result.path), "kitfile": _kitfile_doc(result.kitfile)},
+    )
+
+
+def _kitfile_doc(kf: Any) -> Any:
+    import json
+
+    return json.loads(kitfile_json(kf))
+
+
+def _plan_doc(plan: ImportPlan) -> dict[str, Any]:
+    p = plan.profile
+    return {
+        "source": plan.source,
+        "root": str(plan.tree.root),
+        "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in plan.tree.files],
+        "skipped": list(plan.tree.skipped),
+        "layers": [{"kind": e.kind, "path": e.path} for e in plan.kitfile.layer_entries()],
+        "profile": {
+            "format": p.format,
+            "framework": p.framework,
+            "paramSize": p.param_size,
+            "precision": p.precision,
+            "license": p.license,
+            "unsafePickles": {k: list(v) for k, v in p.unsafe_pickles.items()},
+        },
+        "kitfile": _kitfile_doc(plan.kitfile),
+    }
+
+
+def _plan_text(plan: ImportPlan) -> str:
+    lines = [f"source: {plan.source} ({len(plan.tree.files)} files, {plan.tree.total_size} bytes)"]
+    for e in plan.kitfile.layer_entries():
+        lines.append(f"  layer {e.kind:<10} {e.path}")
+    if plan.tree.skipped:
+        lines.append(f"  skipped: {', '.join(plan.tree.skipped)}")
+    lines += ["", dump_kitfile(plan.kitfile)]
+    return "\n".join(lines)
+
+
+@app.command("import")
+def import_cmd(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="./dir, file://…, or a scheme an importer handles.")],
+    tag: Annotated[str | None, typer.Option("-t", "--tag", help="Reference (default: NAME:latest).")] = None,
+    kitfile: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("-f", "--file", help="Use this Kitfile instead of generating one."),
+    ] = None,
+    fmt: Annotated[FormatChoice, typer.Option("--format", help="Artifact format.")] = FormatChoice.kitops,
+    include: Annotated[list[str] | None, typer.Option("--include", help="Only files matching GLOB.")] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Leave out files matching GLOB.")
+    ] = None,
+    revision: Annotated[Optional[str], typer.Option("--revision", help="Source revision.")] = None,  # noqa: UP045
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")] = False,
+    push_after: Annotated[bool, typer.Option("--push", help="Push after packing.")] = False,
+) -> None:
+    """Import a model (a folder, or any source an importer plugin handles) as a ModelKit."""
+    o = out(ctx)
+    with o.progress() as bars:
+        result = import_model(
+            source,
+            tag,
+            kitfile=kitfile,
+            fmt=fmt.value,
+            include=include or [],
+            exclude=exclude or [],
+            revision=revision,
+            dry_run=dry_run,
+            push_after=push_after,
+            options=o.registry,
+            progress=bars,
+            warn=o.warn,
+        )
+    doc = _plan_doc(result.plan)
+    if result.packed is None:
+        o.result(_plan_text(result.plan), {"dryRun": True, **doc})
+        return
+    doc.update(reference=result.packed.reference.name, digest=result.packed.manifest.digest)
+    if result.pushed is not None:
+        doc["pushed"] = result.pushed.reference.name
+    o.result(f"{result.packed.reference.name}\n{result.packed.manifest.digest}", doc)
