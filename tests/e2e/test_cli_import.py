@@ -115,3 +115,27 @@ def test_import_refuses_a_link_that_escapes_the_folder(cli: CLI, tmp_path: Path)
 def test_import_of_an_unknown_scheme_names_the_importers(cli: CLI) -> None:
     r = cli("import", "gopher://example/model")
     assert r.returncode == 2 and "file" in r.stderr and "gopher" in r.stderr
+
+
+class _Exploit:
+    """Pickles to a call of os.system: what a malicious model file does when someone loads it."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("echo pwned > /tmp/kitbridge-pwned",))
+
+
+def test_init_reports_and_records_a_dangerous_pickle_without_loading_it(cli: CLI, tmp_path: Path) -> None:
+    import pickle
+
+    folder = tmp_path / "sklearn-model"
+    folder.mkdir()
+    (folder / "model.pkl").write_bytes(pickle.dumps({"weights": [1, 2], "hook": _Exploit()}))
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# Risky\nA model someone pickled.\n")
+    r = cli.ok("init", str(folder))
+    assert "model.pkl" in r.stderr and "system" in r.stderr  # the warning names the file and the import
+    kitfile = yaml.safe_load((folder / "Kitfile").read_text())
+    assert kitfile["model"]["path"] == "model.pkl"
+    unsafe = kitfile["model"]["parameters"]["unsafePickleImports"]["model.pkl"]
+    assert any(name.endswith(".system") for name in unsafe)
+    assert kitfile["package"]["license"] == "MIT"
+    assert not Path("/tmp/kitbridge-pwned").exists()  # nothing was ever unpickled
