@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kitbridge.errors import FormatError, ReferenceFormatError, StoreError, UsageError
-from kitbridge.formats import kitops
+from kitbridge.formats import kitops, modelpack
 from kitbridge.formats.kitops import Manifest
 from kitbridge.home import open_store
 from kitbridge.kitfile import Kitfile
@@ -50,16 +50,24 @@ def read_manifest(store: Store, reference: str | Reference) -> tuple[Reference, 
 
 
 def load_modelkit(reference: str | Reference, store: Store | None = None) -> ModelKit:
-    """Read a ModelKit from the local store; FormatError if the artifact is not a ModelKit."""
+    """Read a ModelKit (KitOps or ModelPack) from the local store; FormatError for other artifacts."""
     store = store or open_store()
     ref, desc, data, manifest = read_manifest(store, reference)
-    if not manifest.is_kitops:
-        raise FormatError(
-            f"{ref} is not a KitOps ModelKit (config type {manifest.config.media_type!r})",
-            "convert it first, or pick a ModelKit reference",
-        )
     config = store.read_bytes(manifest.config.digest, limit=MAX_DOCUMENT_BYTES)
-    return ModelKit(ref, desc, data, manifest, kitops.read_config(config))
+    return ModelKit(ref, desc, data, manifest, kitfile_of(ref, manifest, config))
+
+
+def kitfile_of(ref: Reference, manifest: Manifest, config: bytes) -> Kitfile:
+    """The Kitfile of a KitOps ModelKit (its config) or a ModelPack artifact (annotation, or rebuilt)."""
+    if manifest.is_kitops:
+        return kitops.read_config(config)
+    if modelpack.is_modelpack(manifest):
+        return modelpack.kitfile_for(manifest, modelpack.parse_config(config))
+    raise FormatError(
+        f"{ref} is neither a KitOps ModelKit nor a ModelPack artifact "
+        f"(config type {manifest.config.media_type!r})",
+        "pick a ModelKit or ModelPack reference",
+    )
 
 
 def inspect(reference: str | Reference, store: Store | None = None) -> tuple[bytes, str]:

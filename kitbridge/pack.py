@@ -144,17 +144,23 @@ def pack(
     reference: str | Reference,
     *,
     kitfile: str | os.PathLike[str] | None = None,
-    layer_format: kitops.LayerFormat = "tar",
+    fmt: str = "kitops",
+    layer_format: kitops.LayerFormat | None = None,
     compression: kitops.Compression = "none",
+    legacy_cnai: bool = False,
     store: Store | None = None,
     warn: Callable[[str], None] | None = None,
     progress: Progress | None = None,
 ) -> PackResult:
-    """Pack ``context`` as a KitOps ModelKit, tag it ``reference`` in the local store.
+    """Pack ``context`` as a KitOps ModelKit (or a CNCF ModelPack artifact), tag it in the local store.
 
-    One layer per Kitfile entry in kit's order; an uncompressed tar layer and the config are
-    byte-identical to what ``kit pack`` writes. A failure leaves the store's index as it was.
+    One layer per Kitfile entry in kit's order; for KitOps an uncompressed tar layer and the config
+    are byte-identical to what ``kit pack`` writes. ``layer_format`` None means the format's default
+    (KitOps: tar; ModelPack: raw for single files, tar for directories). A failure leaves the
+    store's index as it was.
     """
+    if fmt not in ("kitops", "modelpack"):
+        raise UsageError(f"unknown format {fmt!r}", "use kitops or modelpack")
     ctx = Path(context)
     if not ctx.is_dir():
         raise PackError(f"context {str(ctx)!r} is not a directory", "pass the folder that holds your Kitfile")
@@ -177,7 +183,7 @@ def pack(
     progress = progress or NoProgress()
     store = store or open_store()
     try:
-        return _pack_into(store, ctx, ref, kf, layer_format, compression, warn, progress)
+        return _pack_into(store, ctx, ref, kf, fmt, layer_format, compression, legacy_cnai, warn, progress)
     except BaseException:
         # Leave the store as it was: drop the blobs this attempt added. Skipped (for the next gc)
         # when another writer is busy, because its blobs look just as unreferenced as ours.
@@ -186,13 +192,32 @@ def pack(
         raise
 
 
+def _layer_encoding(
+    context: Path, entry: LayerEntry, fmt: str, layer_format: kitops.LayerFormat | None
+) -> kitops.LayerFormat:
+    """tar or raw for one entry: what was asked, else the format's default.
+
+    KitOps defaults to tar (byte-identical to kit). ModelPack wants one file per layer, raw: a
+    single-file entry is raw, a directory is a tar.
+    """
+    if entry.kind == "mcpserver":
+        return "raw"
+    if layer_format is not None:
+        return layer_format
+    if fmt == "modelpack" and layer_is_single_file(context, entry.path) is not None:
+        return "raw"
+    return "tar"
+
+
 def _pack_into(
     store: Store,
     ctx: Path,
     ref: Reference,
     kf: Kitfile,
-    layer_format: kitops.LayerFormat,
+    fmt: str,
+    layer_format: kitops.LayerFormat | None,
     compression: kitops.Compression,
+    legacy_cnai: bool,
     warn: Callable[[str], None],
     progress: Progress,
 ) -> PackResult:
@@ -201,25 +226,42 @@ def _pack_into(
     all_paths = [e.path for e in entries]
     layers: list[Descriptor] = []
     diff_ids: list[str] = []
+    encodings: list[kitops.LayerFormat] = []
+    created = kitops.created_timestamp(os.environ.get("SOURCE_DATE_EPOCH"))
     with store.writing():
         for i, entry in enumerate(entries):
             others = all_paths[:i] + all_paths[i + 1 :]
+            encoding = _layer_encoding(ctx, entry, fmt, layer_format)
             desc, diff_id = _pack_layer(
-                store, ctx, entry, others, ignore, layer_format, compression, warn, progress
+                store, ctx, entry, others, ignore, encoding, compression, warn, progress
             )
             layers.append(desc)
             diff_ids.append(diff_id)
+            encodings.append(encoding)
         with_digests = kf.with_layer_info(
             [(d.digest, diff) for d, diff in zip(layers, diff_ids, strict=True)]
         )
-        config_data = kitops.config_bytes(with_digests)
-        config_digest, config_size = store.put_bytes(config_data)
-        config = Descriptor(mt.KITOPS_CONFIG, config_digest, config_size)
-        annotations = {
-            mt.ANN_CLI_VERSION: kitops.KIT_FORMAT_VERSION,
-            mt.ANN_CREATED: kitops.created_timestamp(os.environ.get("SOURCE_DATE_EPOCH")),
-        }
-        manifest_data = kitops.manifest_bytes(config, layers, annotations)
+        if fmt == "modelpack":
+            from kitbridge.formats.modelpack_emit import modelpack_documents
+
+            config, layers, manifest_data = modelpack_documents(
+                store,
+                ctx,
+                with_digests,
+                entries,
+                layers,
+                diff_ids,
+                encodings,
+                compression,
+                created,
+                legacy_cnai,
+            )
+        else:
+            config_data = kitops.config_bytes(with_digests)
+            config_digest, config_size = store.put_bytes(config_data)
+            config = Descriptor(mt.KITOPS_CONFIG, config_digest, config_size)
+            annotations = {mt.ANN_CLI_VERSION: kitops.KIT_FORMAT_VERSION, mt.ANN_CREATED: created}
+            manifest_data = kitops.manifest_bytes(config, layers, annotations)
         manifest_digest, manifest_size = store.put_bytes(manifest_data)
         manifest = Descriptor(mt.OCI_MANIFEST, manifest_digest, manifest_size)
         store.set_ref(ref.name, manifest)

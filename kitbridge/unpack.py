@@ -11,11 +11,11 @@ from pathlib import Path
 from kitbridge import transfer
 from kitbridge.errors import FormatError, NotFoundError, UnpackError
 from kitbridge.filters import Selection
-from kitbridge.formats import kitops
+from kitbridge.formats.modelpack import ANN_FILEPATH, LEGACY_ANN_FILEPATH
 from kitbridge.home import open_store
 from kitbridge.kitfile import LayerEntry, clean_path, dump_kitfile
-from kitbridge.layers.extract import LayerPlan, Unpacker
-from kitbridge.modelkits import MAX_DOCUMENT_BYTES, ModelKit, load_modelkit
+from kitbridge.layers.extract import LayerPlan, Unpacker, layer_encoding
+from kitbridge.modelkits import MAX_DOCUMENT_BYTES, ModelKit, kitfile_of, load_modelkit
 from kitbridge.oci import digest as digests
 from kitbridge.oci.descriptor import Descriptor
 from kitbridge.oci.reference import Reference
@@ -37,13 +37,22 @@ class UnpackResult:
 
 
 def _layer_for(entry: LayerEntry, digest: str, layers: list[Descriptor], ref: Reference) -> Descriptor:
+    """The manifest layer of a Kitfile entry: by digest (KitOps, our ModelPack), else by file path.
+
+    ModelPack artifacts from other tools carry no digests in their Kitfile (modctl has none at
+    all: it is rebuilt from the layers), but every layer names its path.
+    """
     for layer in layers:
-        if layer.digest == digest:
+        if digest and layer.digest == digest:
+            return layer
+    want = clean_path(entry.path)
+    for layer in layers:
+        ann = layer.annotations
+        if (ann.get(ANN_FILEPATH) or ann.get(LEGACY_ANN_FILEPATH)) == want:
             return layer
     raise FormatError(
-        f"{ref}: the config names layer {digest} for {entry.kind} {entry.path!r}, "
-        "but the manifest has no such layer",
-        "the ModelKit is inconsistent; pack or pull it again",
+        f"{ref}: no layer holds {entry.kind} {entry.path!r}",
+        "the artifact is inconsistent; pack or pull it again",
     )
 
 
@@ -54,14 +63,9 @@ def _selected(mk: ModelKit, selection: Selection) -> list[tuple[LayerEntry, Desc
     for entry, (digest, _diff_id) in zip(mk.kitfile.layer_entries(), mk.kitfile.layer_info(), strict=True):
         if not selection.wants(entry):
             continue
-        if not digest:
-            raise FormatError(
-                f"{mk.reference}: {entry.kind} {entry.path!r} has no layer digest in the config",
-                "the ModelKit is incomplete; pack it again",
-            )
         layer = _layer_for(entry, digest, mk.manifest.layers, mk.reference)
-        kind = kitops.parse_layer_media_type(layer.media_type)
-        filepath = clean_path(entry.path) if kind.encoding == "raw" else None
+        encoding, _compression = layer_encoding(layer.media_type)
+        filepath = clean_path(entry.path) if encoding == "raw" else None
         if (layer.digest, filepath or "") in seen:
             continue  # two entries can share one blob; extract it once
         seen.add((layer.digest, filepath or ""))
@@ -164,14 +168,12 @@ def _unpack_remote(
     progress = progress or NoProgress()
     with transfer.client_for(ref, options) as client, store.writing():
         data, desc, manifest = transfer.fetch_manifest(client, ref)
-        if not manifest.is_kitops:
-            raise FormatError(f"{ref} is not a KitOps ModelKit", "pull it and convert it first")
         fetch = partial(
             transfer.fetch_blobs, client, ref, store=store, concurrency=options.concurrency, progress=progress
         )
         fetch([manifest.config])
         config = store.read_bytes(manifest.config.digest, limit=MAX_DOCUMENT_BYTES)
-        mk = ModelKit(ref, desc, data, manifest, kitops.read_config(config))
+        mk = ModelKit(ref, desc, data, manifest, kitfile_of(ref, manifest, config))
         fetch([layer for _e, layer, _f in _selected(mk, selection)])
         return _unpack_modelkit(
             mk, store, selection, dest, overwrite=overwrite, ignore_existing=ignore_existing

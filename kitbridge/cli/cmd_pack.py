@@ -58,9 +58,16 @@ def pack_cmd(
     ] = None,
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Artifact format.")] = FormatChoice.kitops,
     layer_format: Annotated[
-        LayerFormatChoice,
-        typer.Option("--layer-format", help="tar: one archive per entry; raw: the file itself."),
-    ] = LayerFormatChoice.tar,
+        Optional[LayerFormatChoice],  # noqa: UP045
+        typer.Option(
+            "--layer-format",
+            help="tar: one archive per entry; raw: the file itself. Default: tar for kitops; "
+            "for modelpack raw for single files, tar for directories.",
+        ),
+    ] = None,
+    legacy_cnai: Annotated[
+        bool, typer.Option("--legacy-cnai", help="ModelPack with the older vnd.cnai names (Harbor <= 2.15).")
+    ] = False,
     compression: Annotated[
         CompressionChoice, typer.Option("--compression", help="Compression of tar layers.")
     ] = CompressionChoice.none,
@@ -70,17 +77,15 @@ def pack_cmd(
 ) -> None:
     """Pack a directory into a ModelKit in the local store (and push it with --push)."""
     o = out(ctx)
-    if fmt is FormatChoice.modelpack:
-        from kitbridge.errors import UsageError
-
-        raise UsageError("--format modelpack is not available yet", "use --format kitops")
     with o.progress() as bars:
         result = pack(
             context,
             tag,
             kitfile=kitfile,
-            layer_format=layer_format.value,
+            fmt=fmt.value,
+            layer_format=layer_format.value if layer_format is not None else None,
             compression=compression.value,
+            legacy_cnai=legacy_cnai,
             warn=o.warn,
             progress=bars,
         )
@@ -102,5 +107,36 @@ def pack_cmd(
                 {"mediaType": d.media_type, "digest": d.digest, "size": d.size, "annotations": d.annotations}
                 for d in result.layers
             ],
+        },
+    )
+
+
+@app.command("convert")
+def convert_cmd(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(help="ModelKit or ModelPack reference in the store.", show_default=False)
+    ],
+    destination: Annotated[
+        str, typer.Argument(help="Reference for the converted artifact.", show_default=False)
+    ],
+    to: Annotated[FormatChoice, typer.Option("--to", help="Target format.", show_default=False)],
+    legacy_cnai: Annotated[
+        bool, typer.Option("--legacy-cnai", help="ModelPack with the older vnd.cnai names (Harbor <= 2.15).")
+    ] = False,
+) -> None:
+    """Convert between KitOps and ModelPack in the local store, reusing every layer blob."""
+    from kitbridge.convert import convert
+
+    result = convert(source, destination, to=to.value, legacy_cnai=legacy_cnai, options=out(ctx).registry)
+    out(ctx).result(
+        f"{result.reference.name}\n{result.manifest.digest} "
+        f"({result.to}; {result.layers_reused} layer blobs reused)",
+        {
+            "reference": result.reference.name,
+            "digest": result.manifest.digest,
+            "format": result.to,
+            "layersReused": result.layers_reused,
+            "bytesUploaded": result.bytes_uploaded,
         },
     )

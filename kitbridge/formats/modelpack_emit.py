@@ -1,0 +1,103 @@
+"""Write a packed Kitfile's layers as a CNCF ModelPack artifact: media types, annotations, config, manifest.
+
+The layer blobs are the ones ``pack`` already wrote (the same bytes KitOps would use); only the
+descriptors, the config and the manifest differ, so this is also what converting reuses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+from kitbridge.formats import mediatypes as mt
+from kitbridge.formats import modelpack
+from kitbridge.kitfile import Kitfile, LayerEntry, clean_path, kitfile_json
+from kitbridge.oci.descriptor import Descriptor
+from kitbridge.oci.store import Store
+from kitbridge.profile import ModelProfile, profile_files
+
+
+def encoding_name(layer_format: str, compression: str) -> str:
+    """ModelPack's encoding suffix for a layer: raw, tar, tar+gzip or tar+zstd."""
+    if layer_format == "raw":
+        return "raw"
+    return {"none": "tar", "gzip": "tar+gzip", "zstd": "tar+zstd"}[compression]
+
+
+def _mtime(path: Path, created: str) -> str:
+    # SOURCE_DATE_EPOCH pins every timestamp, so the descriptors (and the manifest digest) reproduce.
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return created
+    return datetime.fromtimestamp(int(path.stat().st_mtime), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def layer_descriptor(
+    layer: Descriptor, entry: LayerEntry, encoding: str, source: Path | None, created: str, legacy: bool
+) -> Descriptor:
+    """The ModelPack descriptor of a layer blob: kind from the Kitfile entry, file metadata annotation."""
+    path = clean_path(entry.path)
+    name = PurePosixPath(path).name or path
+    annotations = {
+        modelpack.ANN_FILEPATH: path,
+        modelpack.ANN_TITLE: name,
+    }
+    if source is not None and source.exists():
+        st = source.stat()
+        is_dir = source.is_dir()
+        annotations[modelpack.ANN_FILE_METADATA] = modelpack.file_metadata_json(
+            name,
+            st.st_mode & 0o7777,
+            0,
+            0,
+            0 if is_dir else st.st_size,
+            _mtime(source, created),
+            5 if is_dir else 0,
+        )
+    if legacy:
+        annotations = {modelpack.to_legacy(k): v for k, v in annotations.items()}
+    media_type = modelpack.layer_media_type(entry.kind, encoding, legacy)
+    return Descriptor(media_type, layer.digest, layer.size, annotations)
+
+
+def context_profile(ctx: Path) -> ModelProfile:
+    """Profile every regular file under the pack context (headers only)."""
+    files = sorted(
+        os.path.relpath(os.path.join(d, f), ctx).replace(os.sep, "/")
+        for d, _dirs, names in os.walk(ctx)
+        for f in names
+        if os.path.isfile(os.path.join(d, f))
+    )
+    return profile_files(ctx, files)
+
+
+def modelpack_documents(
+    store: Store,
+    ctx: Path,
+    kitfile: Kitfile,
+    entries: list[LayerEntry],
+    layers: list[Descriptor],
+    diff_ids: list[str],
+    encodings: Sequence[str],
+    compression: str,
+    created: str,
+    legacy: bool,
+) -> tuple[Descriptor, list[Descriptor], bytes]:
+    """Config descriptor, ModelPack layer descriptors and manifest bytes for layers already in the store."""
+    mp_layers = [
+        layer_descriptor(
+            layer,
+            entry,
+            encoding_name(enc, "none" if enc == "raw" else compression),
+            ctx / entry.path,
+            created,
+            legacy,
+        )
+        for layer, entry, enc in zip(layers, entries, encodings, strict=True)
+    ]
+    config_data = modelpack.build_config(kitfile, diff_ids, profile=context_profile(ctx), created=created)
+    digest, size = store.put_bytes(config_data)
+    config = Descriptor(modelpack.LEGACY_CONFIG if legacy else modelpack.CONFIG, digest, size)
+    annotations = {modelpack.ANN_KITFILE: kitfile_json(kitfile).decode("utf-8"), mt.ANN_CREATED: created}
+    return config, mp_layers, modelpack.manifest_bytes(config, mp_layers, annotations, legacy=legacy)

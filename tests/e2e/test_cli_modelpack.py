@@ -1,0 +1,84 @@
+"""ModelPack through the CLI: pack, unpack, and conversion both ways over the same layer blobs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from conftest import CLI, FIXTURES
+
+MP_ARTIFACT = "application/vnd.cncf.model.manifest.v1+json"
+
+
+def manifest(cli: CLI, ref: str) -> dict:
+    return json.loads(cli.ok("inspect", ref).stdout)["manifest"]
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def config_of(cli: CLI, m: dict) -> dict:
+    return json.loads((cli.store / "blobs/sha256" / m["config"]["digest"].split(":")[1]).read_bytes())
+
+
+def test_pack_modelpack_writes_raw_weights_and_annotated_layers(cli: CLI, tmp_path: Path) -> None:
+    cli.ok("pack", str(FIXTURES / "tiny-model"), "-t", "mp:1", "--format", "modelpack")
+    m = manifest(cli, "mp:1")
+    assert m["artifactType"] == MP_ARTIFACT
+    assert m["config"]["mediaType"] == "application/vnd.cncf.model.config.v1+json"
+    weight = m["layers"][0]
+    assert weight["mediaType"] == "application/vnd.cncf.model.weight.v1.raw"
+    data = (FIXTURES / "tiny-model/model.safetensors").read_bytes()
+    assert weight["digest"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    for layer in m["layers"]:
+        ann = layer["annotations"]
+        assert ann["org.cncf.model.filepath"] and ann["org.opencontainers.image.title"]
+        meta = json.loads(ann["org.cncf.model.file.metadata+json"])
+        assert set(meta) == {"name", "mode", "uid", "gid", "size", "mtime", "typeflag"}
+    assert "ml.kitops.modelkit.kitfile" in m["annotations"]
+    config = config_of(cli, m)
+    assert config["modelfs"]["diffIds"] == [layer["digest"] for layer in m["layers"]]
+    assert config["config"]["format"] == "safetensors"
+    cli.ok("unpack", "mp:1", "-d", str(tmp_path / "out"))
+    got, want = files_of(tmp_path / "out"), files_of(FIXTURES / "tiny-model")
+    assert {k: v for k, v in got.items() if k != "Kitfile"} == {
+        k: v for k, v in want.items() if k != "Kitfile"
+    }
+
+
+def test_config_validates_against_the_model_spec_rules(cli: CLI) -> None:
+    from kitbridge.formats.modelpack_schema import validate_config
+
+    cli.ok("pack", str(FIXTURES / "tiny-model"), "-t", "mp:1", "--format", "modelpack")
+    assert validate_config(config_of(cli, manifest(cli, "mp:1"))) == []
+
+
+def test_convert_round_trip_reuses_blobs_and_keeps_the_kitfile(cli: CLI, tmp_path: Path) -> None:
+    cli.ok("pack", str(FIXTURES / "tiny-model"), "-t", "k:1")
+    blobs_before = set((cli.store / "blobs/sha256").iterdir())
+    mp = json.loads(cli.ok("convert", "k:1", "m:1", "--to", "modelpack", "--json").stdout)
+    back = json.loads(cli.ok("convert", "m:1", "k:2", "--to", "kitops", "--json").stdout)
+    assert mp["layersReused"] == back["layersReused"] == 6
+    new_blobs = set((cli.store / "blobs/sha256").iterdir()) - blobs_before
+    assert len(new_blobs) <= 4  # two configs and two manifests: no layer byte was written
+    assert [x["digest"] for x in manifest(cli, "m:1")["layers"]] == [
+        x["digest"] for x in manifest(cli, "k:1")["layers"]
+    ]
+    assert cli.ok("info", "k:2").stdout == cli.ok("info", "k:1").stdout
+    cli.ok("unpack", "k:2", "-d", str(tmp_path / "out"))
+    assert (
+        files_of(tmp_path / "out")["model.safetensors"]
+        == (FIXTURES / "tiny-model/model.safetensors").read_bytes()
+    )
+
+
+def test_legacy_cnai_names_are_written_and_read(cli: CLI, tmp_path: Path) -> None:
+    cli.ok("pack", str(FIXTURES / "tiny-model"), "-t", "old:1", "--format", "modelpack", "--legacy-cnai")
+    m = manifest(cli, "old:1")
+    assert m["artifactType"] == "application/vnd.cnai.model.manifest.v1+json"
+    assert all(layer["mediaType"].startswith("application/vnd.cnai.model.") for layer in m["layers"])
+    assert all("org.cnai.model.filepath" in layer["annotations"] for layer in m["layers"])
+    cli.ok("unpack", "old:1", "-d", str(tmp_path / "out"), "--filter", "model")
+    assert (tmp_path / "out/model.safetensors").is_file()
