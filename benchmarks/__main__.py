@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import pack_bench, transfer_bench
+from benchmarks import convert_bench, pack_bench, transfer_bench
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,11 +15,16 @@ def main(argv: list[str] | None = None) -> int:
     transfer_bench.add_arguments(
         sub.add_parser("transfer", help="push/pull vs skopeo copy and oras-py, through a local registry")
     )
+    convert_bench.add_arguments(
+        sub.add_parser("convert", help="KitOps -> ModelPack inside a registry: time and bytes uploaded")
+    )
     args = ap.parse_args(argv)
     if args.name == "pack":
         return pack_bench.run(args)
     if args.name == "transfer":
         return transfer_bench.run(args)
+    if args.name == "convert":
+        return convert_bench.run(args)
     return 2
 
 
