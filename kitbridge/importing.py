@@ -145,8 +145,8 @@ def import_model(
     warn: Callable[[str], None] | None = None,
 ) -> ImportResult:
     """Import a source as a ModelKit: plan it, then (unless ``dry_run``) pack it and optionally push."""
-    if fmt != "kitops":
-        raise UsageError(f"--format {fmt} is not available yet", "use --format kitops")
+    if fmt not in ("kitops", "modelpack"):
+        raise UsageError(f"unknown format {fmt!r}", "use --format kitops or --format modelpack")
     plan = plan_import(
         source, kitfile=kitfile, include=include, exclude=exclude, revision=revision, warn=warn
     )
@@ -156,6 +156,6 @@ def import_model(
     with materialize(plan.tree, warn=warn) as ctx, tempfile.TemporaryDirectory(prefix="kitbridge-kf-") as tmp:
         kf_path = Path(tmp) / "Kitfile"
         kf_path.write_text(dump_kitfile(plan.kitfile))
-        packed = pack(ctx.path, ref, kitfile=kf_path, warn=warn, progress=progress)
+        packed = pack(ctx.path, ref, kitfile=kf_path, fmt=fmt, warn=warn, progress=progress)
     pushed = push(packed.reference, options=options, progress=progress) if push_after else None
     return ImportResult(plan, packed, pushed)

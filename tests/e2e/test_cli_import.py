@@ -139,3 +139,15 @@ def test_init_reports_and_records_a_dangerous_pickle_without_loading_it(cli: CLI
     assert any(name.endswith(".system") for name in unsafe)
     assert kitfile["package"]["license"] == "MIT"
     assert not Path("/tmp/kitbridge-pwned").exists()  # nothing was ever unpickled
+
+
+def test_import_as_modelpack_fills_the_config_from_the_profile(cli: CLI, tmp_path: Path) -> None:
+    folder = copy_model(tmp_path / "minilm")
+    cli.ok("import", str(folder), "-t", "minilm:mp", "--format", "modelpack")
+    doc = json.loads(cli.ok("inspect", "minilm:mp").stdout)["manifest"]
+    assert doc["artifactType"] == "application/vnd.cncf.model.manifest.v1+json"
+    config = json.loads((cli.store / "blobs/sha256" / doc["config"]["digest"].split(":")[1]).read_bytes())
+    assert config["config"]["format"] == "safetensors"
+    assert config["config"]["paramSize"] == "22.7M" and config["config"]["precision"] == "float32"
+    assert "Apache-2.0" in config["descriptor"]["licenses"]
+    assert not (folder / "Kitfile").exists()  # import never writes into the source folder
