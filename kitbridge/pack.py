@@ -232,8 +232,12 @@ def _pack_into(
         for i, entry in enumerate(entries):
             others = all_paths[:i] + all_paths[i + 1 :]
             encoding = _layer_encoding(ctx, entry, fmt, layer_format)
+            # Compression applies to tar layers; a file that became raw by default stays uncompressed.
+            layer_compression: kitops.Compression = (
+                "none" if encoding == "raw" and layer_format is None else compression
+            )
             desc, diff_id = _pack_layer(
-                store, ctx, entry, others, ignore, encoding, compression, warn, progress
+                store, ctx, entry, others, ignore, encoding, layer_compression, warn, progress
             )
             layers.append(desc)
             diff_ids.append(diff_id)

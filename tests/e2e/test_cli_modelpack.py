@@ -82,3 +82,62 @@ def test_legacy_cnai_names_are_written_and_read(cli: CLI, tmp_path: Path) -> Non
     assert all("org.cnai.model.filepath" in layer["annotations"] for layer in m["layers"])
     cli.ok("unpack", "old:1", "-d", str(tmp_path / "out"), "--filter", "model")
     assert (tmp_path / "out/model.safetensors").is_file()
+
+
+def test_compressed_modelpack_directory_layers_unpack(cli: CLI, tmp_path: Path) -> None:
+    for comp in ("gzip", "zstd"):
+        cli.ok(
+            "pack",
+            str(FIXTURES / "tiny-model"),
+            "-t",
+            f"mpz:{comp}",
+            "--format",
+            "modelpack",
+            "--compression",
+            comp,
+        )
+        m = manifest(cli, f"mpz:{comp}")
+        tokenizer = next(x for x in m["layers"] if x["annotations"]["org.cncf.model.filepath"] == "tokenizer")
+        assert tokenizer["mediaType"] == f"application/vnd.cncf.model.weight.config.v1.tar+{comp}"
+        cli.ok("unpack", f"mpz:{comp}", "-d", str(tmp_path / comp))
+        got = files_of(tmp_path / comp)
+        assert (
+            got["tokenizer/tokenizer.json"] == (FIXTURES / "tiny-model/tokenizer/tokenizer.json").read_bytes()
+        )
+
+
+def test_a_modctl_style_artifact_without_kitfile_is_read_and_unpacked(cli: CLI, tmp_path: Path) -> None:
+    """modctl writes one raw layer per file, metadata annotations, no Kitfile; the config may be {}."""
+    from kitbridge.formats import mediatypes as mt
+    from kitbridge.formats import modelpack
+    from kitbridge.oci.descriptor import Descriptor
+    from kitbridge.oci.store import Store
+
+    store = Store(cli.store)
+    files = {
+        "model.safetensors": ("weight", (FIXTURES / "tiny-model/model.safetensors").read_bytes()),
+        "config.json": ("weight.config", b'{"model_type": "tiny"}\n'),
+        "README.md": ("doc", b"# card\n"),
+    }
+    layers = []
+    for path, (kind, data) in files.items():
+        digest, size = store.put_bytes(data)
+        layers.append(
+            Descriptor(
+                f"application/vnd.cncf.model.{kind}.v1.raw", digest, size, {modelpack.ANN_FILEPATH: path}
+            )
+        )
+    config_digest, config_size = store.put_bytes(b"{}")
+    config = Descriptor(modelpack.CONFIG, config_digest, config_size)
+    data = modelpack.manifest_bytes(config, layers, {})
+    digest, size = store.put_bytes(data)
+    store.set_ref("localhost/modctl/tiny:1", Descriptor(mt.OCI_MANIFEST, digest, size))
+
+    info = cli.ok("info", "modctl/tiny:1").stdout
+    assert "path: model.safetensors" in info and "config.json" in info and "README.md" in info
+    cli.ok("unpack", "modctl/tiny:1", "-d", str(tmp_path / "out"))
+    got = files_of(tmp_path / "out")
+    assert {k: v for k, v in got.items() if k != "Kitfile"} == {p: d for p, (_k, d) in files.items()}
+    # and it converts to a ModelKit over the same blobs
+    cli.ok("convert", "modctl/tiny:1", "modctl/tiny:kit", "--to", "kitops")
+    assert [x["digest"] for x in manifest(cli, "modctl/tiny:kit")["layers"]] == [x.digest for x in layers]
