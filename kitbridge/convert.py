@@ -8,12 +8,17 @@ repository lacks them).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import BinaryIO
 
 from kitbridge import transfer
-from kitbridge.errors import FormatError, NotFoundError, UsageError
+from kitbridge.errors import FormatError, NotFoundError, StoreError, UsageError
 from kitbridge.formats import kitops, modelpack
 from kitbridge.formats import mediatypes as mt
 from kitbridge.formats.modelpack_emit import layer_descriptor
@@ -25,6 +30,7 @@ from kitbridge.oci import digest as digests
 from kitbridge.oci.descriptor import Descriptor
 from kitbridge.oci.reference import Reference
 from kitbridge.oci.store import Store
+from kitbridge.progress import NoProgress
 
 
 @dataclass(frozen=True)
@@ -133,12 +139,14 @@ def convert(
     legacy_cnai: bool = False,
     store: Store | None = None,
     options: transfer.RegistryOptions | None = None,
+    layer_format: str | None = None,
 ) -> ConvertResult:
     """Write ``destination`` in format ``to`` over the layer blobs of ``source``.
 
     Local -> local writes two small blobs. When both name the same registry (and ``source`` is not
     in the local store), only the config and the manifest are uploaded; layers the target
-    repository lacks are mounted from the source repository.
+    repository lacks are mounted from the source repository. Between two registries, layers the
+    target lacks are streamed from one to the other through memory (not the local store).
     """
     store = store or open_store()
     src = source if isinstance(source, Reference) else Reference.parse(source)
@@ -146,12 +154,18 @@ def convert(
     if _in_store(store, src) or src.registry == "localhost":
         if dst.registry != "localhost" and not _in_store(store, src):
             raise NotFoundError(f"{src} is not in the local store", "pull it first")
-        return _convert_local(store, src, dst, to, legacy_cnai, options)
+        try:
+            return _convert_local(store, src, dst, to, legacy_cnai, options, layer_format)
+        except BaseException:
+            # Leave the store as it was: drop blobs a failed re-encoding wrote (skipped when another
+            # writer is busy, because its blobs look just as unreferenced as ours).
+            with contextlib.suppress(StoreError):
+                store.gc(timeout=0.2)
+            raise
+    if layer_format is not None:  # --layer-format re-encodes blobs of the local store (see reencode.py)
+        raise UsageError(f"--layer-format needs {src} in the local store", "pull it first, then convert")
     if dst.registry != src.registry:
-        raise UsageError(
-            f"converting from {src.registry} to {dst.registry} is not supported yet",
-            "convert within one registry, or pull, convert locally and push",
-        )
+        return _convert_across_registries(src, dst, to, legacy_cnai, options or transfer.RegistryOptions())
     return _convert_in_registry(src, dst, to, legacy_cnai, options or transfer.RegistryOptions())
 
 
@@ -162,10 +176,16 @@ def _convert_local(
     to: str,
     legacy_cnai: bool,
     options: transfer.RegistryOptions | None,
+    layer_format: str | None = None,
 ) -> ConvertResult:
-    mk = load_modelkit(src, store)
-    doc = converted_documents(mk, to, legacy_cnai=legacy_cnai)
+    # One writer hold from the re-encoded blobs to the new reference: gc cannot drop them in between.
     with store.writing():
+        mk = load_modelkit(src, store)
+        if layer_format is not None:  # --layer-format: tar <-> raw re-encoding, see kitbridge/reencode.py
+            from kitbridge.reencode import reencode_layers
+
+            mk = reencode_layers(store, mk, layer_format)
+        doc = converted_documents(mk, to, legacy_cnai=legacy_cnai)
         store.put_bytes(doc.config)
         digest, size = store.put_bytes(doc.manifest)
         manifest = Descriptor(mt.OCI_MANIFEST, digest, size)
@@ -203,6 +223,58 @@ def _convert_in_registry(
             )
             uploaded += len(doc.config)
         pushed = client.put_manifest(
+            dst.repository, dst.tag or digests.of_bytes(doc.manifest), doc.manifest, mt.OCI_MANIFEST
+        )
+        uploaded += len(doc.manifest)
+    return ConvertResult(
+        dst, Descriptor(mt.OCI_MANIFEST, pushed, len(doc.manifest)), to, len(doc.layers), uploaded
+    )
+
+
+def _convert_across_registries(
+    src: Reference, dst: Reference, to: str, legacy_cnai: bool, options: transfer.RegistryOptions
+) -> ConvertResult:
+    """Registry -> another registry: each layer the target lacks streams straight through memory
+    (downloaded from the source while it is uploaded to the target), never touching the local store."""
+    from kitbridge.oci.blobpipe import BlobPipe
+    from kitbridge.oci.registry import STREAM_CHUNK
+
+    transfer.require_registry(dst)
+    with transfer.client_for(src, options) as source, transfer.client_for(dst, options) as target:
+        data, desc, manifest = transfer.fetch_manifest(source, src)
+        config = _download_small(source, src.repository, manifest.config.digest)
+        mk = ModelKit(src, desc, data, manifest, kitfile_of(src, manifest, config))
+        doc = converted_documents(mk, to, legacy_cnai=legacy_cnai)
+        tally = transfer._Counter()
+
+        def send(layer: Descriptor, cancel: threading.Event) -> None:
+            if target.blob_size(dst.repository, layer.digest) is not None:
+                tally.add(skipped=1)
+                return
+
+            def download(sink: BinaryIO, offset: int, on_bytes: Callable[[int], None]) -> None:
+                source.download_blob(src.repository, layer.digest, sink, offset=offset, on_bytes=on_bytes)
+
+            with BlobPipe(download, layer.digest, layer.size, chunk=STREAM_CHUNK) as pipe:
+                target.upload_blob(
+                    dst.repository,
+                    layer.digest,
+                    layer.size,
+                    pipe.open,
+                    on_bytes=transfer._progress_hook(NoProgress(), "", cancel),
+                )
+            tally.add(blobs=1, nbytes=layer.size)
+
+        unique = list({layer.digest: layer for layer in doc.layers}.values())
+        transfer._parallel([partial(send, layer) for layer in unique], options.concurrency)
+        config_digest = digests.of_bytes(doc.config)
+        uploaded = tally.bytes
+        if target.blob_size(dst.repository, config_digest) is None:
+            target.upload_blob(
+                dst.repository, config_digest, len(doc.config), lambda off: io.BytesIO(doc.config[off:])
+            )
+            uploaded += len(doc.config)
+        pushed = target.put_manifest(
             dst.repository, dst.tag or digests.of_bytes(doc.manifest), doc.manifest, mt.OCI_MANIFEST
         )
         uploaded += len(doc.manifest)

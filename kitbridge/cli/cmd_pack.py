@@ -124,11 +124,26 @@ def convert_cmd(
     legacy_cnai: Annotated[
         bool, typer.Option("--legacy-cnai", help="ModelPack with the older vnd.cnai names (Harbor <= 2.15).")
     ] = False,
+    layer_format: Annotated[
+        Optional[LayerFormatChoice],  # noqa: UP045
+        typer.Option(
+            "--layer-format",
+            help="Re-encode layers: raw turns a tar of one file into that file; tar wraps a raw file "
+            "in a tar. Default: keep each layer's encoding.",
+        ),
+    ] = None,
 ) -> None:
     """Convert between KitOps and ModelPack in the local store, reusing every layer blob."""
     from kitbridge.convert import convert
 
-    result = convert(source, destination, to=to.value, legacy_cnai=legacy_cnai, options=out(ctx).registry)
+    result = convert(
+        source,
+        destination,
+        to=to.value,
+        legacy_cnai=legacy_cnai,
+        options=out(ctx).registry,
+        layer_format=layer_format.value if layer_format is not None else None,
+    )
     out(ctx).result(
         f"{result.reference.name}\n{result.manifest.digest} "
         f"({result.to}; {result.layers_reused} layer blobs reused)",
