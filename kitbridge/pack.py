@@ -182,6 +182,10 @@ def pack(
     warn = warn or (lambda _msg: None)
     progress = progress or NoProgress()
     store = store or open_store()
+    if fmt == "modelpack":
+        from kitbridge.formats.modelpack_emit import split_model_directory
+
+        kf = split_model_directory(ctx, kf, warn)
     try:
         return _pack_into(store, ctx, ref, kf, fmt, layer_format, compression, legacy_cnai, warn, progress)
     except BaseException:

@@ -7,13 +7,17 @@ descriptors, the config and the manifest differ, so this is also what converting
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from kitbridge.formats import mediatypes as mt
 from kitbridge.formats import modelpack
-from kitbridge.kitfile import Kitfile, LayerEntry, clean_path, kitfile_json
+from kitbridge.kitfile import Kitfile, LayerEntry, ModelPart, clean_path, kitfile_json
+from kitbridge.kitfile.generate import weight_file_role
+from kitbridge.layers.ignore import IgnoreMatcher
+from kitbridge.layers.walk import is_within, walk_layer
 from kitbridge.oci.descriptor import Descriptor
 from kitbridge.oci.store import Store
 from kitbridge.profile import ModelProfile, profile_files
@@ -101,3 +105,28 @@ def modelpack_documents(
     config = Descriptor(modelpack.LEGACY_CONFIG if legacy else modelpack.CONFIG, digest, size)
     annotations = {modelpack.ANN_KITFILE: kitfile_json(kitfile).decode("utf-8"), mt.ANN_CREATED: created}
     return config, mp_layers, modelpack.manifest_bytes(config, mp_layers, annotations, legacy=legacy)
+
+
+def split_model_directory(ctx: Path, kitfile: Kitfile, warn: Callable[[str], None]) -> Kitfile:
+    """ModelPack wants one weight file per layer: a model *directory* becomes its files.
+
+    The first weight file (path order) becomes ``model.path``; every other file of the directory
+    becomes a model part of its own (after the Kitfile's own parts), so each lands in its own raw
+    layer. The rewritten Kitfile is the one the artifact carries. A directory without weight files
+    is left as one tar layer.
+    """
+    model = kitfile.model
+    if model is None or not model.path or not (ctx / model.path).is_dir():
+        return kitfile
+    others = [e.path for e in kitfile.layer_entries() if e.kind != "model"]
+    files = [
+        e.rel
+        for e in walk_layer(ctx, model.path, others, IgnoreMatcher.from_context(ctx), warn)
+        if not e.is_dir and is_within(e.rel, clean_path(model.path))
+    ]
+    weights = [f for f in files if weight_file_role(f)[0]]
+    if not weights:
+        return kitfile
+    main = weights[0]
+    parts = list(model.parts) + [ModelPart(path=f, type=weight_file_role(f)[1]) for f in files if f != main]
+    return replace(kitfile, model=replace(model, path=main, parts=parts))

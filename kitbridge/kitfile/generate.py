@@ -49,7 +49,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from fnmatch import fnmatchcase
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from kitbridge.errors import KitfileError
@@ -584,3 +584,13 @@ def write_kitfile(directory: str | os.PathLike[str], kitfile: Kitfile, *, force:
         if other.name != target.name and other.exists() and not os.path.samefile(other, target):
             other.unlink()
     return target
+
+
+def weight_file_role(path: str) -> tuple[bool, str]:
+    """(is it a weight file, its part type) for one file name, by the rules the generator uses."""
+    name = PurePosixPath(path).name
+    part_type = _part_type_by_name(name)
+    if part_type:
+        return False, part_type
+    is_weight = name.endswith(_WEIGHT_SUFFIXES) or any(fnmatchcase(name, p) for p in _WEIGHT_PATTERNS)
+    return is_weight, ""

@@ -141,3 +141,34 @@ def test_a_modctl_style_artifact_without_kitfile_is_read_and_unpacked(cli: CLI, 
     # and it converts to a ModelKit over the same blobs
     cli.ok("convert", "modctl/tiny:1", "modctl/tiny:kit", "--to", "kitops")
     assert [x["digest"] for x in manifest(cli, "modctl/tiny:kit")["layers"]] == [x.digest for x in layers]
+
+
+def test_a_model_directory_of_shards_becomes_one_weight_layer_per_file(cli: CLI, tmp_path: Path) -> None:
+    from conftest import write_tree
+
+    ctx = write_tree(
+        tmp_path / "ctx",
+        {
+            "Kitfile": "manifestVersion: 1.0.0\nmodel:\n  name: s\n  path: weights\n",
+            "weights/model-00001-of-00002.safetensors": b"\x01" * 300,
+            "weights/model-00002-of-00002.safetensors": b"\x02" * 200,
+            "weights/config.json": '{"a": 1}\n',
+        },
+    )
+    cli.ok("pack", str(ctx), "-t", "sh:mp", "--format", "modelpack")
+    m = manifest(cli, "sh:mp")
+    assert [x["mediaType"].endswith(".raw") for x in m["layers"]] == [True, True, True]
+    paths = [x["annotations"]["org.cncf.model.filepath"] for x in m["layers"]]
+    assert paths == [
+        "weights/model-00001-of-00002.safetensors",
+        "weights/config.json",
+        "weights/model-00002-of-00002.safetensors",
+    ]
+    media = {x["annotations"]["org.cncf.model.filepath"]: x["mediaType"] for x in m["layers"]}
+    assert media["weights/model-00001-of-00002.safetensors"].endswith("model.weight.v1.raw")
+    assert media["weights/config.json"].endswith("model.weight.config.v1.raw")
+    cli.ok("unpack", "sh:mp", "-d", str(tmp_path / "out"))
+    assert (tmp_path / "out/weights/model-00002-of-00002.safetensors").read_bytes() == b"\x02" * 200
+    # the KitOps pack of the same Kitfile keeps the directory as one tar layer, as kit does
+    cli.ok("pack", str(ctx), "-t", "sh:kit")
+    assert len(manifest(cli, "sh:kit")["layers"]) == 1
