@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import random
 import struct
 import tracemalloc
 from pathlib import Path
 
 import pytest
+from mutations import mutations
 
 from kitbridge.errors import FormatError
 from kitbridge.profile.gguf import GgufArray, quantization_name, read_gguf
@@ -232,30 +232,9 @@ def test_unknown_ggml_type_is_counted_but_not_sized(tmp_path: Path) -> None:
     assert info.tensors[0].type_name == "type77" and info.tensors[0].nbytes is None
 
 
-def _mutations(data: bytes, count: int, seed: int) -> list[bytes]:
-    """Seeded random corruptions of ``data``: flipped bytes, cuts, insertions, overwritten runs."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        b = bytearray(data)
-        for _ in range(rng.randint(1, 4)):
-            at = rng.randrange(len(b)) if b else 0
-            kind = rng.randrange(4)
-            if kind == 0 and b:
-                b[at] = rng.randrange(256)
-            elif kind == 1:
-                del b[at:]
-            elif kind == 2:
-                b.insert(at, rng.randrange(256))
-            else:
-                b[at : at + 8] = rng.randbytes(8)
-        out.append(bytes(b))
-    return out
-
-
 def test_corrupted_files_raise_only_format_errors(tmp_path: Path) -> None:
     p = tmp_path / "fuzzed"
-    for data in _mutations(_tiny(tokens=20), 400, seed=7):
+    for data in mutations(_tiny(tokens=20), 400, seed=7):
         p.write_bytes(data)
         with contextlib.suppress(FormatError):
             read_gguf(p)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import random
 import tracemalloc
 from pathlib import Path
 
 import pytest
+from mutations import mutations
 
 from kitbridge.errors import FormatError
 from kitbridge.profile.onnx import OnnxValue, onnx_type_name, read_onnx
@@ -205,30 +205,9 @@ def test_external_data_outside_the_model_folder_is_a_format_error(tmp_path: Path
     _bad(tmp_path, model(graph), "outside the model folder")
 
 
-def _mutations(data: bytes, count: int, seed: int) -> list[bytes]:
-    """Seeded random corruptions of ``data``: flipped bytes, cuts, insertions, overwritten runs."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        b = bytearray(data)
-        for _ in range(rng.randint(1, 4)):
-            at = rng.randrange(len(b)) if b else 0
-            kind = rng.randrange(4)
-            if kind == 0 and b:
-                b[at] = rng.randrange(256)
-            elif kind == 1:
-                del b[at:]
-            elif kind == 2:
-                b.insert(at, rng.randrange(256))
-            else:
-                b[at : at + 8] = rng.randbytes(8)
-        out.append(bytes(b))
-    return out
-
-
 def test_corrupted_files_raise_only_format_errors(tmp_path: Path) -> None:
     p = tmp_path / "fuzzed"
-    for data in _mutations(model(_graph(raw_size=64 * 4)), 400, seed=7):
+    for data in mutations(model(_graph(raw_size=64 * 4)), 400, seed=7):
         p.write_bytes(data)
         with contextlib.suppress(FormatError):
             read_onnx(p)

@@ -10,13 +10,13 @@ import io
 import lzma
 import os
 import pickle
-import random
 import struct
 import zipfile
 import zlib
 from pathlib import Path
 
 import pytest
+from mutations import mutations
 
 from kitbridge.errors import FormatError
 from kitbridge.profile.pickle_scan import classify, scan_pickle
@@ -313,27 +313,6 @@ def test_classification(module: str, name: str, verdict: str) -> None:
     assert classify(module, name) == verdict
 
 
-def _mutations(data: bytes, count: int, seed: int) -> list[bytes]:
-    """Seeded random corruptions of ``data``: flipped bytes, cuts, insertions, overwritten runs."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        b = bytearray(data)
-        for _ in range(rng.randint(1, 4)):
-            at = rng.randrange(len(b)) if b else 0
-            kind = rng.randrange(4)
-            if kind == 0 and b:
-                b[at] = rng.randrange(256)
-            elif kind == 1:
-                del b[at:]
-            elif kind == 2:
-                b.insert(at, rng.randrange(256))
-            else:
-                b[at : at + 8] = rng.randbytes(8)
-        out.append(bytes(b))
-    return out
-
-
 def test_corrupted_files_raise_only_format_errors(tmp_path: Path) -> None:
     torch_zip = _torch_zip(tmp_path, _torch_data_pkl()).read_bytes()
     seeds = [
@@ -344,7 +323,7 @@ def test_corrupted_files_raise_only_format_errors(tmp_path: Path) -> None:
     ]
     p = tmp_path / "fuzzed"
     for i, seed in enumerate(seeds):
-        for data in _mutations(seed, 300, seed=i):
+        for data in mutations(seed, 300, seed=i):
             p.write_bytes(data)
             with contextlib.suppress(FormatError):
                 scan_pickle(p)

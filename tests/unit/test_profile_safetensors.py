@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import random
 import re
 import struct
 import tracemalloc
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mutations import mutations
 
 from kitbridge.errors import FormatError
 from kitbridge.profile.params import param_size, precision_mix, precision_name
@@ -313,30 +313,9 @@ def test_precision_words() -> None:
     assert precision_mix({}) == ""
 
 
-def _mutations(data: bytes, count: int, seed: int) -> list[bytes]:
-    """Seeded random corruptions of ``data``: flipped bytes, cuts, insertions, overwritten runs."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        b = bytearray(data)
-        for _ in range(rng.randint(1, 4)):
-            at = rng.randrange(len(b)) if b else 0
-            kind = rng.randrange(4)
-            if kind == 0 and b:
-                b[at] = rng.randrange(256)
-            elif kind == 1:
-                del b[at:]
-            elif kind == 2:
-                b.insert(at, rng.randrange(256))
-            else:
-                b[at : at + 8] = rng.randbytes(8)
-        out.append(bytes(b))
-    return out
-
-
 def test_corrupted_files_raise_only_format_errors(tmp_path: Path) -> None:
     p = tmp_path / "fuzzed"
-    for data in _mutations(_safetensors_bytes(_TINY, {"format": "pt"}), 400, seed=7):
+    for data in mutations(_safetensors_bytes(_TINY, {"format": "pt"}), 400, seed=7):
         p.write_bytes(data)
         with contextlib.suppress(FormatError):
             read_safetensors(p)
