@@ -25,7 +25,7 @@ from kitbridge.formats.modelpack_emit import layer_descriptor
 from kitbridge.home import open_store
 from kitbridge.kitfile import LayerEntry, clean_path
 from kitbridge.layers.extract import layer_encoding
-from kitbridge.modelkits import MAX_DOCUMENT_BYTES, ModelKit, kitfile_of, load_modelkit
+from kitbridge.modelkits import MAX_DOCUMENT_BYTES, ModelKit, kitfile_of, layer_for, load_modelkit
 from kitbridge.oci import digest as digests
 from kitbridge.oci.descriptor import Descriptor
 from kitbridge.oci.reference import Reference
@@ -75,12 +75,10 @@ def converted_documents(mk: ModelKit, to: str, *, legacy_cnai: bool = False) -> 
     """Config and manifest of ``mk`` in format ``to`` over its own layer blobs (nothing is written)."""
     if to not in ("kitops", "modelpack"):
         raise UsageError(f"unknown target format {to!r}", "use --to kitops or --to modelpack")
-    from kitbridge.unpack import _layer_for  # the same entry -> layer matching unpack uses
-
     entries: list[LayerEntry] = mk.kitfile.layer_entries()
     infos = mk.kitfile.layer_info()
     layers = [
-        _layer_for(e, d, mk.manifest.layers, mk.reference) for e, (d, _) in zip(entries, infos, strict=True)
+        layer_for(e, d, mk.manifest.layers, mk.reference) for e, (d, _) in zip(entries, infos, strict=True)
     ]
     diff_of = _diff_ids(mk)
     missing = [layer.digest for layer in layers if layer.digest not in diff_of]

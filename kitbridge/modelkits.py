@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from kitbridge.errors import FormatError, ReferenceFormatError, StoreError, UsageError
 from kitbridge.formats import kitops, modelpack
 from kitbridge.formats.kitops import Manifest
+from kitbridge.formats.modelpack import ANN_FILEPATH, LEGACY_ANN_FILEPATH
 from kitbridge.home import open_store
-from kitbridge.kitfile import Kitfile
+from kitbridge.kitfile import Kitfile, LayerEntry, clean_path
 from kitbridge.oci.descriptor import Descriptor
 from kitbridge.oci.reference import Reference
 from kitbridge.oci.store import Store
@@ -132,3 +133,23 @@ def remove(reference: str | Reference, store: Store | None = None) -> tuple[Desc
         return desc, store.gc(timeout=10)
     except StoreError:
         return desc, None
+
+
+def layer_for(entry: LayerEntry, digest: str, layers: list[Descriptor], ref: Reference) -> Descriptor:
+    """The manifest layer of a Kitfile entry: by digest (KitOps, our ModelPack), else by file path.
+
+    ModelPack artifacts from other tools carry no digests in their Kitfile (modctl has none at
+    all: it is rebuilt from the layers), but every layer names its path.
+    """
+    for layer in layers:
+        if digest and layer.digest == digest:
+            return layer
+    want = clean_path(entry.path)
+    for layer in layers:
+        ann = layer.annotations
+        if (ann.get(ANN_FILEPATH) or ann.get(LEGACY_ANN_FILEPATH)) == want:
+            return layer
+    raise FormatError(
+        f"{ref}: no layer holds {entry.kind} {entry.path!r}",
+        "the artifact is inconsistent; pack or pull it again",
+    )

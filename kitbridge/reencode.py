@@ -33,7 +33,7 @@ from kitbridge.kitfile import LayerEntry, clean_path
 from kitbridge.layers.extract import _HashingReader, _open_tar, layer_encoding
 from kitbridge.layers.walk import WalkEntry
 from kitbridge.layers.write import write_tar_layer
-from kitbridge.modelkits import ModelKit
+from kitbridge.modelkits import ModelKit, layer_for
 from kitbridge.oci import digest as digests
 from kitbridge.oci import tar
 from kitbridge.oci.descriptor import Descriptor
@@ -52,8 +52,6 @@ def reencode_layers(store: Store, mk: ModelKit, layer_format: str) -> ModelKit:
     """
     if layer_format not in LAYER_FORMATS:
         raise UsageError(f"unknown layer format {layer_format!r}", "use --layer-format tar or raw")
-    from kitbridge.unpack import _layer_for  # the entry -> layer matching unpack and convert use
-
     entries = mk.kitfile.layer_entries()
     infos = mk.kitfile.layer_info()
     layers = list(mk.manifest.layers)
@@ -61,7 +59,7 @@ def reencode_layers(store: Store, mk: ModelKit, layer_format: str) -> ModelKit:
     done: dict[tuple[int, str], tuple[Descriptor, str]] = {}
     with store.writing():
         for entry, (digest, diff_id) in zip(entries, infos, strict=True):
-            layer = _layer_for(entry, digest, mk.manifest.layers, mk.reference)
+            layer = layer_for(entry, digest, mk.manifest.layers, mk.reference)
             index = next(i for i, d in enumerate(mk.manifest.layers) if d is layer)
             key = (index, clean_path(entry.path))
             if key not in done:

@@ -9,13 +9,12 @@ from functools import partial
 from pathlib import Path
 
 from kitbridge import transfer
-from kitbridge.errors import FormatError, NotFoundError, UnpackError
+from kitbridge.errors import NotFoundError, UnpackError
 from kitbridge.filters import Selection
-from kitbridge.formats.modelpack import ANN_FILEPATH, LEGACY_ANN_FILEPATH
 from kitbridge.home import open_store
 from kitbridge.kitfile import LayerEntry, clean_path, dump_kitfile
 from kitbridge.layers.extract import LayerPlan, Unpacker, layer_encoding
-from kitbridge.modelkits import MAX_DOCUMENT_BYTES, ModelKit, kitfile_of, load_modelkit
+from kitbridge.modelkits import MAX_DOCUMENT_BYTES, ModelKit, kitfile_of, layer_for, load_modelkit
 from kitbridge.oci import digest as digests
 from kitbridge.oci.descriptor import Descriptor
 from kitbridge.oci.reference import Reference
@@ -36,26 +35,6 @@ class UnpackResult:
     files: list[str]
 
 
-def _layer_for(entry: LayerEntry, digest: str, layers: list[Descriptor], ref: Reference) -> Descriptor:
-    """The manifest layer of a Kitfile entry: by digest (KitOps, our ModelPack), else by file path.
-
-    ModelPack artifacts from other tools carry no digests in their Kitfile (modctl has none at
-    all: it is rebuilt from the layers), but every layer names its path.
-    """
-    for layer in layers:
-        if digest and layer.digest == digest:
-            return layer
-    want = clean_path(entry.path)
-    for layer in layers:
-        ann = layer.annotations
-        if (ann.get(ANN_FILEPATH) or ann.get(LEGACY_ANN_FILEPATH)) == want:
-            return layer
-    raise FormatError(
-        f"{ref}: no layer holds {entry.kind} {entry.path!r}",
-        "the artifact is inconsistent; pack or pull it again",
-    )
-
-
 def _selected(mk: ModelKit, selection: Selection) -> list[tuple[LayerEntry, Descriptor, str | None]]:
     """(entry, layer, raw file path or None) for each selected entry, each blob/path once."""
     out = []
@@ -63,7 +42,7 @@ def _selected(mk: ModelKit, selection: Selection) -> list[tuple[LayerEntry, Desc
     for entry, (digest, _diff_id) in zip(mk.kitfile.layer_entries(), mk.kitfile.layer_info(), strict=True):
         if not selection.wants(entry):
             continue
-        layer = _layer_for(entry, digest, mk.manifest.layers, mk.reference)
+        layer = layer_for(entry, digest, mk.manifest.layers, mk.reference)
         encoding, _compression = layer_encoding(layer.media_type)
         filepath = clean_path(entry.path) if encoding == "raw" else None
         if (layer.digest, filepath or "") in seen:

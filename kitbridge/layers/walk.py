@@ -146,7 +146,7 @@ def _walk(
     # Each frame: (archive dir name, real dir path, its remaining names, (dev, ino) of the dirs open).
     stack: list[tuple[str, str, Iterator[str], frozenset[tuple[int, int]]]] = []
     ancestors = frozenset({(root_st.st_dev, root_st.st_ino)})
-    stack.append(("", ctx_real, iter(_list_dir(ctx_real, ".")), ancestors))
+    stack.append(("", ctx_real, iter(list_dir(ctx_real, ".")), ancestors))
     while stack:
         dir_rel, dir_fs, names, ancestors = stack[-1]
         name = next(names, None)
@@ -191,7 +191,7 @@ def _walk(
                 )
             if not ignored:
                 yield WalkEntry(rel, Path(real), True, stat.S_IMODE(mode), 0)
-            stack.append((rel, real, iter(_list_dir(real, rel)), ancestors | {key}))
+            stack.append((rel, real, iter(list_dir(real, rel)), ancestors | {key}))
         elif stat.S_ISREG(mode):
             if not ignored:
                 yield WalkEntry(rel, Path(real), False, stat.S_IMODE(mode), st.st_size)
@@ -199,13 +199,13 @@ def _walk(
             warn(f"skipping {rel}: not a regular file or directory ({_kind(mode)})")
 
 
-def _list_dir(path: str, rel: str) -> list[str]:
+def list_dir(path: str, rel: str) -> list[str]:
     """A directory's names in Go's order: sorted by their bytes."""
     try:
         names = os.listdir(path)
     except OSError as e:
         raise PackError(
-            f"cannot list directory {rel!r}: {e.strerror or e}", "check the directory's permissions"
+            f"cannot list directory {rel or '.'!r}: {e.strerror or e}", "check the directory's permissions"
         ) from e
     names.sort(key=os.fsencode)
     return names

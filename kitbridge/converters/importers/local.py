@@ -37,6 +37,7 @@ from kitbridge.converters.importers.base import LOCAL_SCHEME, Provenance, Source
 from kitbridge.errors import NotFoundError, PackError, UsageError
 from kitbridge.home import home_dir
 from kitbridge.kitfile.model import KITFILE_NAMES
+from kitbridge.layers.walk import list_dir
 
 JUNK_DIRS = frozenset({".git", ".hg", ".svn", "__MACOSX", ".ipynb_checkpoints", "__pycache__"})
 """Directory names never imported: version control and OS/editor droppings."""
@@ -224,17 +225,6 @@ def _is_junk(name: str, rel: str, is_dir: bool) -> bool:
     return is_dir and (rel == HF_LOCAL_METADATA or rel.endswith("/" + HF_LOCAL_METADATA))
 
 
-def _list_dir(path: str, rel: str) -> list[str]:
-    try:
-        names = os.listdir(path)
-    except OSError as e:
-        raise PackError(
-            f"cannot list directory {rel or '.'!r}: {e.strerror or e}", "check its permissions"
-        ) from e
-    names.sort(key=os.fsencode)
-    return names
-
-
 @dataclass
 class _Walk:
     root: str
@@ -303,7 +293,7 @@ class _Walk:
             self.add_file(rel, real, st)
 
     def walk(self, directory: str, rel: str, ancestors: frozenset[tuple[int, int]]) -> None:
-        for name in _list_dir(directory, rel):
+        for name in list_dir(directory, rel):
             child_rel = f"{rel}/{name}" if rel else name
             self.entry(os.path.join(directory, name), child_rel, name, ancestors)
 
@@ -373,7 +363,7 @@ class LocalImporter:
         else:
             walker = _Walk(str(root), zones, blobs, filt)
             walker.entry(str(root / only), only, only, frozenset())
-            walker.skipped += [n for n in _list_dir(str(root), "") if n != only]
+            walker.skipped += [n for n in list_dir(str(root), "") if n != only]
         provenance = _provenance(real if only is None else root / only, found)
         return SourceTree(root, walker.files, provenance, tuple(walker.skipped))
 
