@@ -29,6 +29,7 @@ from kitbridge.modelkits import MAX_DOCUMENT_BYTES, ModelKit, kitfile_of, layer_
 from kitbridge.oci import digest as digests
 from kitbridge.oci.descriptor import Descriptor
 from kitbridge.oci.reference import Reference
+from kitbridge.oci.registry import RegistryClient
 from kitbridge.oci.store import Store
 from kitbridge.progress import NoProgress
 
@@ -213,20 +214,7 @@ def _convert_in_registry(
                     f"{dst.registry} would not mount {layer.digest} from {src.repository}",
                     "pull, convert locally and push instead",
                 )
-        config_digest = digests.of_bytes(doc.config)
-        uploaded = 0
-        if client.blob_size(dst.repository, config_digest) is None:
-            client.upload_blob(
-                dst.repository, config_digest, len(doc.config), lambda off: io.BytesIO(doc.config[off:])
-            )
-            uploaded += len(doc.config)
-        pushed = client.put_manifest(
-            dst.repository, dst.tag or digests.of_bytes(doc.manifest), doc.manifest, mt.OCI_MANIFEST
-        )
-        uploaded += len(doc.manifest)
-    return ConvertResult(
-        dst, Descriptor(mt.OCI_MANIFEST, pushed, len(doc.manifest)), to, len(doc.layers), uploaded
-    )
+        return _publish(client, dst, to, doc, uploaded=0)
 
 
 def _convert_across_registries(
@@ -265,27 +253,30 @@ def _convert_across_registries(
 
         unique = list({layer.digest: layer for layer in doc.layers}.values())
         transfer._parallel([partial(send, layer) for layer in unique], options.concurrency)
-        config_digest = digests.of_bytes(doc.config)
-        uploaded = tally.bytes
-        if target.blob_size(dst.repository, config_digest) is None:
-            target.upload_blob(
-                dst.repository, config_digest, len(doc.config), lambda off: io.BytesIO(doc.config[off:])
-            )
-            uploaded += len(doc.config)
-        pushed = target.put_manifest(
-            dst.repository, dst.tag or digests.of_bytes(doc.manifest), doc.manifest, mt.OCI_MANIFEST
+        return _publish(target, dst, to, doc, uploaded=tally.bytes)
+
+
+def _publish(
+    client: RegistryClient, dst: Reference, to: str, doc: Converted, *, uploaded: int
+) -> ConvertResult:
+    """Upload the converted config (unless the registry has it) and put the manifest; the layers are there."""
+    config_digest = digests.of_bytes(doc.config)
+    if client.blob_size(dst.repository, config_digest) is None:
+        client.upload_blob(
+            dst.repository, config_digest, len(doc.config), lambda off: io.BytesIO(doc.config[off:])
         )
-        uploaded += len(doc.manifest)
+        uploaded += len(doc.config)
+    pushed = client.put_manifest(
+        dst.repository, dst.tag or digests.of_bytes(doc.manifest), doc.manifest, mt.OCI_MANIFEST
+    )
+    uploaded += len(doc.manifest)
     return ConvertResult(
         dst, Descriptor(mt.OCI_MANIFEST, pushed, len(doc.manifest)), to, len(doc.layers), uploaded
     )
 
 
-def _download_small(client: object, repo: str, digest: str) -> bytes:
+def _download_small(client: RegistryClient, repo: str, digest: str) -> bytes:
     """A config blob from the registry, verified and size-capped."""
-    from kitbridge.oci.registry import RegistryClient
-
-    assert isinstance(client, RegistryClient)
     buf = io.BytesIO()
     client.download_blob(repo, digest, buf)
     data = buf.getvalue()

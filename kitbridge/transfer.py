@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO
 
-from kitbridge.errors import DigestMismatchError, UsageError
+from kitbridge.errors import DigestMismatchError, FormatError, UsageError
 from kitbridge.formats import kitops
 from kitbridge.formats.kitops import Manifest
 from kitbridge.home import home_dir, open_store
@@ -258,7 +258,9 @@ def fetch_manifest(client: RegistryClient, ref: Reference) -> tuple[bytes, Descr
     """The manifest ``ref`` names on its registry: exact bytes, descriptor, parsed form."""
     data, media_type, digest = client.get_manifest(ref.repository, ref.digest or ref.tag or "latest")
     if len(data) > MAX_DOCUMENT_BYTES:
-        raise DigestMismatchError(f"manifest of {ref.name} is {len(data)} bytes", "that is no manifest")
+        raise FormatError(
+            f"manifest of {ref.name} is {len(data)} bytes", "that is no manifest; check the reference"
+        )
     manifest = kitops.parse_manifest(data, f"manifest of {ref.name}")
     return data, Descriptor(media_type or manifest.media_type, digest, len(data)), manifest
 
