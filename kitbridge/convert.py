@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kitbridge import transfer
 from kitbridge.errors import FormatError, NotFoundError, StoreError, UsageError
@@ -275,12 +275,19 @@ def _publish(
     )
 
 
+class _CappedBuffer(io.BytesIO):
+    """An in-memory sink that refuses to grow past ``MAX_DOCUMENT_BYTES`` (a config is small)."""
+
+    def write(self, data: Any, /) -> int:
+        if self.tell() + len(data) > MAX_DOCUMENT_BYTES:
+            raise FormatError("a config blob larger than 16 MiB", "that is no config; check the reference")
+        return super().write(data)
+
+
 def _download_small(client: RegistryClient, repo: str, digest: str) -> bytes:
-    """A config blob from the registry, verified and size-capped."""
-    buf = io.BytesIO()
+    """A config blob from the registry, verified and size-capped while it downloads."""
+    buf = _CappedBuffer()
     client.download_blob(repo, digest, buf)
     data = buf.getvalue()
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise FormatError(f"config blob {digest} is {len(data)} bytes", "that is no config")
     digests.check(digest, digests.of_bytes(data), f"config blob {digest}")
     return data
