@@ -31,6 +31,7 @@ from kitbridge.oci.descriptor import Descriptor
 from kitbridge.oci.reference import Reference
 from kitbridge.oci.registry import RegistryClient
 from kitbridge.oci.store import Store
+from kitbridge.parallel import progress_hook, run_parallel
 from kitbridge.progress import NoProgress
 
 
@@ -247,12 +248,12 @@ def _convert_across_registries(
                     layer.digest,
                     layer.size,
                     pipe.open,
-                    on_bytes=transfer._progress_hook(NoProgress(), "", cancel),
+                    on_bytes=progress_hook(NoProgress(), "", cancel),
                 )
             tally.add(blobs=1, nbytes=layer.size)
 
         unique = list({layer.digest: layer for layer in doc.layers}.values())
-        transfer._parallel([partial(send, layer) for layer in unique], options.concurrency)
+        run_parallel([partial(send, layer) for layer in unique], options.concurrency)
         return _publish(target, dst, to, doc, uploaded=tally.bytes)
 
 

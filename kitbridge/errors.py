@@ -77,3 +77,11 @@ class PermissionDeniedError(RegistryError):
 
 class TLSError(RegistryError):
     """The TLS handshake failed (unknown CA, wrong host name, plain HTTP server)."""
+
+
+class SourceError(KitbridgeError):
+    """An import source (a Hugging Face Hub, an MLflow server) could not be reached or read."""
+
+
+class SourceAccessError(SourceError):
+    """The source refuses us: a gated or private repo without a usable token, a run we may not read."""

@@ -12,6 +12,7 @@ from typing import BinaryIO
 from kitbridge.errors import PackError, StoreError, UsageError
 from kitbridge.formats import kitops
 from kitbridge.formats import mediatypes as mt
+from kitbridge.formats.origin import PackOrigin
 from kitbridge.home import open_store
 from kitbridge.kitfile import (
     Kitfile,
@@ -39,6 +40,8 @@ class PackResult:
     manifest: Descriptor
     config: Descriptor
     layers: list[Descriptor]
+    tagged: bool = True
+    """False when some layer blobs were left remote (``PackOrigin.remote``): only push can use it."""
 
 
 class _LayerSink:
@@ -102,6 +105,7 @@ def _pack_layer(
     compression: kitops.Compression,
     warn: Callable[[str], None],
     progress: Progress,
+    origin: PackOrigin,
 ) -> tuple[Descriptor, str]:
     """Write one layer blob into the store; return its descriptor and diffId."""
     fmt: kitops.LayerFormat = "raw" if entry.kind == "mcpserver" else layer_format
@@ -117,11 +121,21 @@ def _pack_layer(
                 f"{entry.kind} path {entry.path!r} is not a single regular file, so it cannot be a raw layer",
                 "raw layers hold exactly one file; use --layer-format tar for directories",
             )
+        rel = clean_path(entry.path)
+        if rel in origin.remote:
+            digest = origin.remote[rel]
+            return Descriptor(media_type, digest, src.stat().st_size, annotations), digest
         progress.start(task, src.stat().st_size)
-        digest, size = store.ingest_file(src)
+        digest, size = store.ingest_file(src, origin.digests.get(rel))
         progress.advance(task, size)
         progress.finish(task)
         return Descriptor(media_type, digest, size, annotations), digest
+    inside = [p for p in origin.remote if _under(p, clean_path(entry.path))]
+    if inside:
+        raise PackError(
+            f"{inside[0]!r} was not downloaded but would go into the tar layer of {entry.path!r}",
+            "only raw layers can reuse a blob the registry has; fetch the file first",
+        )
     progress.start(task, None)
     with store.stage() as staged:
         entries = walk_layer(context, entry.path, others, ignore, warn)
@@ -130,6 +144,10 @@ def _pack_layer(
         store.commit(staged, result.digest)
     progress.finish(task)
     return Descriptor(media_type, result.digest, result.size, annotations), result.diff_id
+
+
+def _under(path: str, entry_path: str) -> bool:
+    return entry_path in ("", ".") or path == entry_path or path.startswith(entry_path.rstrip("/") + "/")
 
 
 def load_context_kitfile(context: Path, kitfile: Path | None) -> Kitfile:
@@ -151,6 +169,7 @@ def pack(
     store: Store | None = None,
     warn: Callable[[str], None] | None = None,
     progress: Progress | None = None,
+    origin: PackOrigin | None = None,
 ) -> PackResult:
     """Pack ``context`` as a KitOps ModelKit (or a CNCF ModelPack artifact), tag it in the local store.
 
@@ -187,7 +206,19 @@ def pack(
 
         kf = split_model_directory(ctx, kf, warn)
     try:
-        return _pack_into(store, ctx, ref, kf, fmt, layer_format, compression, legacy_cnai, warn, progress)
+        return _pack_into(
+            store,
+            ctx,
+            ref,
+            kf,
+            fmt,
+            layer_format,
+            compression,
+            legacy_cnai,
+            warn,
+            progress,
+            origin or PackOrigin(),
+        )
     except BaseException:
         # Leave the store as it was: drop the blobs this attempt added. Skipped (for the next gc)
         # when another writer is busy, because its blobs look just as unreferenced as ours.
@@ -224,6 +255,7 @@ def _pack_into(
     legacy_cnai: bool,
     warn: Callable[[str], None],
     progress: Progress,
+    origin: PackOrigin,
 ) -> PackResult:
     entries = kf.layer_entries()
     ignore = IgnoreMatcher.from_context(ctx)
@@ -241,7 +273,7 @@ def _pack_into(
                 "none" if encoding == "raw" and layer_format is None else compression
             )
             desc, diff_id = _pack_layer(
-                store, ctx, entry, others, ignore, encoding, layer_compression, warn, progress
+                store, ctx, entry, others, ignore, encoding, layer_compression, warn, progress, origin
             )
             layers.append(desc)
             diff_ids.append(diff_id)
@@ -263,6 +295,7 @@ def _pack_into(
                 compression,
                 created,
                 legacy_cnai,
+                origin,
             )
         else:
             config_data = kitops.config_bytes(with_digests)
@@ -272,5 +305,8 @@ def _pack_into(
             manifest_data = kitops.manifest_bytes(config, layers, annotations)
         manifest_digest, manifest_size = store.put_bytes(manifest_data)
         manifest = Descriptor(mt.OCI_MANIFEST, manifest_digest, manifest_size)
+        if origin.remote:
+            # Some layer blobs are only in the registry: an index entry would name missing blobs.
+            return PackResult(ref, manifest, config, layers, tagged=False)
         store.set_ref(ref.name, manifest)
     return PackResult(ref, manifest, config, layers)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO
@@ -19,6 +17,7 @@ from kitbridge.oci.locations import BlobLocations
 from kitbridge.oci.reference import Reference
 from kitbridge.oci.registry import RegistryClient
 from kitbridge.oci.store import Store
+from kitbridge.parallel import progress_hook, run_parallel
 from kitbridge.progress import NoProgress, Progress
 
 
@@ -98,50 +97,6 @@ class _StalePartial(DigestMismatchError):
     """A resumed download did not verify: the partial file from an earlier attempt was bad."""
 
 
-class _Cancelled(Exception):
-    """Raised inside a transfer thread when another one failed or the user pressed Ctrl-C."""
-
-
-def _parallel(jobs: Iterable[Callable[[threading.Event], None]], concurrency: int) -> None:
-    """Run jobs on ``concurrency`` threads; the first failure (or Ctrl-C) stops the others.
-
-    Each job gets a ``cancel`` event and must check it between chunks (see ``_progress_hook``), so a
-    failure or an interrupt stops every transfer within one chunk instead of after whole blobs.
-    """
-    cancel = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="kitbridge-blob")
-    futures = [pool.submit(job, cancel) for job in jobs]
-    first: Exception | None = None
-    try:
-        for f in futures:
-            try:
-                f.result()
-            except _Cancelled:
-                pass
-            except Exception as e:  # re-raised below, once the others have stopped
-                if first is None:
-                    first = e
-                cancel.set()
-    except BaseException:  # KeyboardInterrupt while waiting: stop the workers, then let it propagate
-        cancel.set()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    if first is not None:
-        raise first
-
-
-def _progress_hook(progress: Progress, task: str, cancel: threading.Event) -> Callable[[int], None]:
-    """The per-chunk callback of a blob transfer: reports bytes, and stops when cancelled."""
-
-    def on_bytes(n: int) -> None:
-        if cancel.is_set():
-            raise _Cancelled
-        progress.advance(task, n)
-
-    return on_bytes
-
-
 def push(
     reference: str | Reference,
     destination: str | Reference | None = None,
@@ -152,12 +107,42 @@ def push(
 ) -> TransferResult:
     """Push a stored artifact to a registry: blobs the registry has are skipped (or mounted), the rest
     are streamed from the store in parallel, then the manifest goes up as its exact stored bytes."""
-    options = options or RegistryOptions()
     store = store or open_store()
-    progress = progress or NoProgress()
     src = _ref(reference)
     dst = require_registry(_ref(destination) if destination is not None else src)
     _, desc, data, manifest = read_manifest(store, src)
+    return _push(store, desc, data, manifest, dst, options or RegistryOptions(), progress or NoProgress())
+
+
+def push_manifest(
+    manifest: Descriptor,
+    destination: str | Reference,
+    *,
+    options: RegistryOptions | None = None,
+    store: Store | None = None,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Push a manifest that is in the store but not tagged there (its blobs may be only in the registry).
+
+    Blobs the registry lacks are uploaded from the store; one that is in neither is a NotFoundError
+    from the store before the manifest goes up.
+    """
+    store = store or open_store()
+    dst = require_registry(_ref(destination))
+    data = store.read_bytes(manifest.digest, limit=MAX_DOCUMENT_BYTES)
+    parsed = kitops.parse_manifest(data, f"manifest {manifest.digest}")
+    return _push(store, manifest, data, parsed, dst, options or RegistryOptions(), progress or NoProgress())
+
+
+def _push(
+    store: Store,
+    desc: Descriptor,
+    data: bytes,
+    manifest: Manifest,
+    dst: Reference,
+    options: RegistryOptions,
+    progress: Progress,
+) -> TransferResult:
     locations = BlobLocations(home_dir())
     tally = _Counter()
     with client_for(dst, options) as client:
@@ -183,13 +168,13 @@ def push(
                 blob.digest,
                 blob.size,
                 open_src,
-                on_bytes=_progress_hook(progress, task, cancel),
+                on_bytes=progress_hook(progress, task, cancel),
             )
             progress.finish(task)
             tally.add(blobs=1, nbytes=blob.size)
 
         blobs = _blobs_of(manifest)
-        _parallel([partial(send, b) for b in blobs], options.concurrency)
+        run_parallel([partial(send, b) for b in blobs], options.concurrency)
         pushed = client.put_manifest(dst.repository, dst.tag or desc.digest, data, desc.media_type)
         if pushed != desc.digest:
             raise DigestMismatchError(
@@ -198,6 +183,26 @@ def push(
             )
     locations.record(dst.registry, dst.repository, [b.digest for b in blobs])
     return TransferResult(dst, desc, tally.blobs, tally.bytes, tally.skipped, tally.mounted)
+
+
+def registry_has_blobs(
+    destination: str | Reference, digests: list[str], options: RegistryOptions | None = None
+) -> set[str]:
+    """The digests a registry repository already holds, or can mount from a repository we pushed them to."""
+    options = options or RegistryOptions()
+    dst = require_registry(_ref(destination))
+    locations = BlobLocations(home_dir())
+    found: set[str] = set()
+    with client_for(dst, options) as client:
+        for d in digests:
+            if client.blob_size(dst.repository, d) is not None:
+                found.add(d)
+                continue
+            for repo in locations.repositories(dst.registry, d):
+                if repo != dst.repository and client.blob_size(repo, d) is not None:
+                    found.add(d)
+                    break
+    return found
 
 
 def fetch_blobs(
@@ -238,7 +243,7 @@ def fetch_blobs(
                 blob.digest,
                 staged,  # type: ignore[arg-type]  # StagedBlob.write hashes as it writes
                 offset=staged.size,
-                on_bytes=_progress_hook(progress, task, cancel),
+                on_bytes=progress_hook(progress, task, cancel),
             )
             if staged.size != blob.size or staged.digest != blob.digest:
                 if resumed_from:
@@ -250,7 +255,7 @@ def fetch_blobs(
                 )
             store.commit(staged, blob.digest)
 
-    _parallel([partial(fetch, b) for b in blobs], concurrency)
+    run_parallel([partial(fetch, b) for b in blobs], concurrency)
     return tally
 
 

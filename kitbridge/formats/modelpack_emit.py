@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from kitbridge.formats import mediatypes as mt
 from kitbridge.formats import modelpack
+from kitbridge.formats.origin import PackOrigin
 from kitbridge.kitfile import Kitfile, LayerEntry, ModelPart, clean_path, kitfile_json
 from kitbridge.kitfile.generate import weight_file_role
 from kitbridge.layers.ignore import IgnoreMatcher
@@ -30,15 +31,23 @@ def encoding_name(layer_format: str, compression: str) -> str:
     return {"none": "tar", "gzip": "tar+gzip", "zstd": "tar+zstd"}[compression]
 
 
-def _mtime(path: Path, created: str) -> str:
+def _mtime(path: Path, created: str, pinned: str | None = None) -> str:
     # SOURCE_DATE_EPOCH pins every timestamp, so the descriptors (and the manifest digest) reproduce.
     if os.environ.get("SOURCE_DATE_EPOCH"):
         return created
+    if pinned:  # the source's own date (an HF commit): the same on every machine that imports it
+        return pinned
     return datetime.fromtimestamp(int(path.stat().st_mtime), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def layer_descriptor(
-    layer: Descriptor, entry: LayerEntry, encoding: str, source: Path | None, created: str, legacy: bool
+    layer: Descriptor,
+    entry: LayerEntry,
+    encoding: str,
+    source: Path | None,
+    created: str,
+    legacy: bool,
+    mtime: str | None = None,
 ) -> Descriptor:
     """The ModelPack descriptor of a layer blob: kind from the Kitfile entry, file metadata annotation."""
     path = clean_path(entry.path)
@@ -56,7 +65,7 @@ def layer_descriptor(
             0,
             0,
             0 if is_dir else st.st_size,
-            _mtime(source, created),
+            _mtime(source, created, mtime),
             5 if is_dir else 0,
         )
     if legacy:
@@ -87,8 +96,10 @@ def modelpack_documents(
     compression: str,
     created: str,
     legacy: bool,
+    origin: PackOrigin | None = None,
 ) -> tuple[Descriptor, list[Descriptor], bytes]:
     """Config descriptor, ModelPack layer descriptors and manifest bytes for layers already in the store."""
+    origin = origin or PackOrigin()
     mp_layers = [
         layer_descriptor(
             layer,
@@ -97,10 +108,18 @@ def modelpack_documents(
             ctx / entry.path,
             created,
             legacy,
+            origin.file_mtime,
         )
         for layer, entry, enc in zip(layers, entries, encodings, strict=True)
     ]
-    config_data = modelpack.build_config(kitfile, diff_ids, profile=context_profile(ctx), created=created)
+    config_data = modelpack.build_config(
+        kitfile,
+        diff_ids,
+        profile=origin.profile or context_profile(ctx),
+        created=created,
+        source_url=origin.source_url,
+        revision=origin.revision,
+    )
     digest, size = store.put_bytes(config_data)
     config = Descriptor(modelpack.LEGACY_CONFIG if legacy else modelpack.CONFIG, digest, size)
     annotations = {modelpack.ANN_KITFILE: kitfile_json(kitfile).decode("utf-8"), mt.ANN_CREATED: created}

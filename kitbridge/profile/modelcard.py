@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -305,6 +305,13 @@ def read_model_card(path: StrPath) -> ModelCard:
         elif loaded is not None:
             warnings.append(f"{file.name}: front matter is a {type(loaded).__name__}, not a mapping; ignored")
 
+    return card_from_metadata(meta, body, warnings, file.name)
+
+
+def card_from_metadata(
+    meta: Mapping[str, object], body: str = "", warnings: Sequence[str] = (), name: str = "cardData"
+) -> ModelCard:
+    """A ModelCard from front-matter metadata (a README's, or the Hub API's ``cardData``) and a body."""
     fw: list[str] = []
     licenses = _strs(meta.get("license"), "license", fw)
     license_name = _one_str(meta.get("license_name"), "license_name", fw)
@@ -327,6 +334,6 @@ def read_model_card(path: StrPath) -> ModelCard:
         model_name=_model_name(meta, fw),
         title=title,
         description=description,
-        front_matter=meta,
-        warnings=tuple(warnings + [f"{file.name}: front matter {s}" for s in fw]),
+        front_matter=dict(meta),
+        warnings=tuple([*warnings, *(f"{name}: front matter {s}" for s in fw)]),
     )

@@ -38,6 +38,7 @@ _DISTRIBUTION = "kitbridge"
 
 BUILTIN_IMPORTERS: dict[str, str] = {
     "file": "kitbridge.converters.importers.local:LocalImporter",
+    "hf": "kitbridge.converters.importers.huggingface:HFImporter",
 }
 """scheme -> ``module:Class`` of the built-in importers, exactly as their entry points declare them.
 
@@ -61,6 +62,12 @@ class SourceFile:
     """Lowercase hex sha256 when the source already knows it (HF LFS, an HF cache blob name)."""
     role: Role | None = None
     """What the importer knows the file is for (``weights``, ``tokenizer``, ...); None when it does not."""
+    remote: bool = False
+    """The bytes were not fetched: ``abspath`` is a sparse stand-in holding only the file's header.
+
+    Only files with a known ``sha256`` are left remote, and only when the caller said a registry
+    already has that blob; they can be packed only as raw layers (see ``SourceTree.fetch``).
+    """
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,8 @@ class Provenance:
     """Source tags (MLflow tags, HF tags as ``tag -> ""``)."""
     extra: Mapping[str, str] = field(default_factory=dict)
     """Importer-specific facts, keys prefixed by the importer (``hf.repo_id``)."""
+    default_tag: str | None = None
+    """The tag an import gets when none is given (HF: the short commit sha); None means ``latest``."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,13 @@ class SourceTree:
 
     Empty means ``files`` is everything under ``root``.
     """
+    fetch: Callable[[Sequence[str]], SourceTree] | None = field(default=None, compare=False, repr=False)
+    """Fetch files that were left ``remote``: returns the tree with them local. None: nothing is remote."""
+
+    @property
+    def remote_files(self) -> list[SourceFile]:
+        """Files whose bytes were not fetched."""
+        return [f for f in self.files if f.remote]
 
     @property
     def total_size(self) -> int:
@@ -318,7 +334,41 @@ def import_source(
     revision: str | None = None,
     work_dir: Path | None = None,
     warn: Callable[[str], None] | None = None,
+    **options: Any,
 ) -> SourceTree:
-    """Resolve a source (``hf://org/name@rev``, ``runs:/...``, ``./dir``) into a :class:`SourceTree`."""
+    """Resolve a source (``hf://org/name@rev``, ``runs:/...``, ``./dir``) into a :class:`SourceTree`.
+
+    ``options`` are importer-specific keywords (``quant``, ``progress``, ``remote_filter``...). Each
+    is passed only to an importer whose ``resolve`` takes it; a non-None option the importer does not
+    take is a UsageError for options the user gave (``quant``), and silently dropped for hooks.
+    """
     importer = importer_for(source, warn=warn)
-    return importer.resolve(source, include=include, exclude=exclude, revision=revision, work_dir=work_dir)
+    accepted = _keywords(importer.resolve)
+    passed: dict[str, Any] = {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key in accepted or "**" in accepted:
+            passed[key] = value
+        elif key in USER_OPTIONS:
+            raise UsageError(
+                f"--{key.replace('_', '-')} does not apply to {source!r}",
+                f"{type(importer).__name__} does not take it; drop the option",
+            )
+    return importer.resolve(
+        source, include=include, exclude=exclude, revision=revision, work_dir=work_dir, **passed
+    )
+
+
+USER_OPTIONS = frozenset({"quant"})
+"""Importer options that come from the command line: refusing them beats ignoring them."""
+
+
+def _keywords(fn: Callable[..., Any]) -> set[str]:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    return {"**" if p.kind is p.VAR_KEYWORD else p.name for p in params}

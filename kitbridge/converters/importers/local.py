@@ -419,7 +419,7 @@ class PackContext:
 
 def packable_in_place(tree: SourceTree) -> bool:
     """Whether packing ``tree.root`` itself packs exactly the tree: nothing skipped, no link leaves it."""
-    if tree.skipped:
+    if tree.skipped or tree.remote_files:
         return False
     root = os.path.realpath(tree.root)
     return all(_inside(os.path.realpath(f.abspath), root) for f in tree.files)
@@ -508,6 +508,9 @@ def _fill(ctx: PackContext, tree: SourceTree, warn: Callable[[str], None]) -> No
                 _make_dir(ctx.path / d, tree.root / d)
                 made.add(d)
         dst = ctx.path / f.path
+        if f.remote:
+            _copy_sparse(f.abspath, dst, f.size)
+            continue
         try:
             os.link(f.abspath, dst)
             ctx.linked += 1
@@ -527,6 +530,30 @@ def _fill(ctx: PackContext, tree: SourceTree, warn: Callable[[str], None]) -> No
         except OSError as e:
             raise PackError(f"cannot copy {f.path!r} into {str(ctx.path)!r}: {e.strerror or e}") from e
         ctx.copied += 1
+
+
+def _copy_sparse(src: Path, dst: Path, size: int) -> None:
+    """Copy a remote file's stand-in: its data regions only, holes stay holes (it may be gigabytes long)."""
+    try:
+        with open(src, "rb") as fin, open(dst, "wb") as fout:
+            fd = fin.fileno()
+            pos = 0
+            while pos < size:
+                try:
+                    start = os.lseek(fd, pos, os.SEEK_DATA)
+                    end = os.lseek(fd, start, os.SEEK_HOLE)
+                except OSError:  # no data after pos (ENXIO), or no SEEK_DATA support: nothing left to copy
+                    break
+                fin.seek(start)
+                fout.seek(start)
+                left = end - start
+                while left > 0 and (chunk := fin.read(min(left, 1 << 20))):
+                    fout.write(chunk)
+                    left -= len(chunk)
+                pos = end
+            fout.truncate(size)
+    except OSError as e:
+        raise PackError(f"cannot copy the stand-in of {src.name!r}: {e.strerror or e}") from e
 
 
 def _make_dir(dst: Path, src: Path) -> None:
