@@ -303,6 +303,7 @@ class HubServer:
         self._repos: dict[tuple[str, str], _Repo] = {}
         self._safetensors: dict[str, dict[str, int] | None] = {}  # by blob sha256
         self._cuts: dict[tuple[str, str, str], list[int]] = {}  # -> [after_bytes, times left (-1: forever)]
+        self._caps: dict[tuple[str, str, str], int] = {}  # -> file offset no GET goes past
         self._log: list[LoggedRequest] = []
         self._commit_counter = 0
         self._lock = threading.RLock()
@@ -459,10 +460,17 @@ class HubServer:
         with self._lock:
             self._cuts[(repo_type, repo_id, filename)] = [after_bytes, times]
 
+    def cap(self, repo_id: str, filename: str, offset: int, *, repo_type: str = "model") -> None:
+        """Every GET of that file stops at byte ``offset`` of the file (then the connection drops), so a
+        client that resumes with Range gets no further until :meth:`uncut`: a download that stays broken."""
+        with self._lock:
+            self._caps[(repo_type, repo_id, filename)] = offset
+
     def uncut(self) -> None:
-        """Disarm every pending cut."""
+        """Disarm every pending cut and cap."""
         with self._lock:
             self._cuts.clear()
+            self._caps.clear()
 
     # -- request log ------------------------------------------------------------------------------
 
@@ -902,6 +910,9 @@ class HubServer:
         resp = _Response(status, headers, blob=blob, start=start, length=length)
         if method == "GET" and length > 0:
             key = (repo_type, repo_id, filename)
+            cap = self._caps.get(key)
+            if cap is not None:
+                resp.cut_after = max(0, cap - start)
             cut = self._cuts.get(key)
             if cut is not None:
                 resp.cut_after = cut[0]

@@ -432,7 +432,9 @@ def _name_of(f: _File) -> str:
 
 def _main_model_file(files: list[_File]) -> tuple[_File, bool]:
     """The file for ``model.path`` and whether kit would name the model after it."""
-    candidates = [f for f in files if not f.part_type] or files
+    # A multimodal projector (mmproj-*.gguf) can be as big as the weights, but it is never the model.
+    candidates = [f for f in files if not f.part_type and not f.name.lower().startswith("mmproj")]
+    candidates = candidates or [f for f in files if not f.part_type] or files
     shards = [f for f in candidates if f.kind is _Kind.MODEL and _SHARD_RE.search(f.name)]
     if shards:
         # The first shard of the first shard set: lowest index, then path order.

@@ -478,6 +478,8 @@ def materialize(
     if dest is None:
         target = Path(tempfile.mkdtemp(prefix="kitbridge-context-", dir=_temp_parent(tree)))
         owned = True
+        # mkdtemp makes 0700; a ``code: .`` tar layer records the root's mode, so give it the source's.
+        _copy_dir_mode(target, tree.root)
     else:
         target = Path(dest)
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -556,10 +558,14 @@ def _copy_sparse(src: Path, dst: Path, size: int) -> None:
         raise PackError(f"cannot copy the stand-in of {src.name!r}: {e.strerror or e}") from e
 
 
-def _make_dir(dst: Path, src: Path) -> None:
+def _copy_dir_mode(dst: Path, src: Path) -> None:
     try:
         mode = stat.S_IMODE(os.stat(src).st_mode)
     except OSError:
         mode = 0o755
-    dst.mkdir()
     os.chmod(dst, mode | stat.S_IRWXU)  # we must be able to fill it
+
+
+def _make_dir(dst: Path, src: Path) -> None:
+    dst.mkdir()
+    _copy_dir_mode(dst, src)
