@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import convert_bench, pack_bench, transfer_bench
+from benchmarks import convert_bench, hf_bench, pack_bench, transfer_bench
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     convert_bench.add_arguments(
         sub.add_parser("convert", help="KitOps -> ModelPack inside a registry: time and bytes uploaded")
     )
+    hf_bench.add_arguments(
+        sub.add_parser("hf", help="import hf:// from a local test Hub vs huggingface_hub snapshot_download")
+    )
     args = ap.parse_args(argv)
     if args.name == "pack":
         return pack_bench.run(args)
@@ -25,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         return transfer_bench.run(args)
     if args.name == "convert":
         return convert_bench.run(args)
+    if args.name == "hf":
+        return hf_bench.run(args)
     return 2
 
 
