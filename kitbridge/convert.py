@@ -90,7 +90,12 @@ def converted_documents(mk: ModelKit, to: str, *, legacy_cnai: bool = False) -> 
             "repack it, or convert from an artifact whose config records diffIds",
         )
     with_digests = mk.kitfile.with_layer_info([(layer.digest, diff_of[layer.digest]) for layer in layers])
-    created = kitops.created_timestamp(os.environ.get("SOURCE_DATE_EPOCH"))
+    # A conversion does not make a new model: it keeps the source's creation time (so converting the
+    # same artifact twice gives the same bytes, which reruns and batch jobs rely on).
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    created = (None if epoch else mk.manifest.annotations.get(mt.ANN_CREATED)) or kitops.created_timestamp(
+        epoch
+    )
     new_layers: list[Descriptor] = []
     if to == "kitops":
         for entry, layer in zip(entries, layers, strict=True):
