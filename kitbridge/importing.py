@@ -14,6 +14,7 @@ from typing import Any
 
 from kitbridge.converters.importers.base import Provenance, SourceFile, SourceTree, import_source
 from kitbridge.converters.importers.local import materialize
+from kitbridge.converters.importers.mlflow import mlflow_parameters
 from kitbridge.errors import UsageError
 from kitbridge.formats.origin import PackOrigin
 from kitbridge.home import home_dir
@@ -46,9 +47,13 @@ class ImportPlan:
 
 
 def default_name(tree: SourceTree) -> str:
-    """A package name from the source: the HF repo name, else the folder name."""
+    """A package name from the source: the HF repo name, the MLflow model name, else the folder name."""
     repo = tree.provenance.extra.get("hf.repo_id", "")
-    base = repo.rsplit("/", 1)[-1] if repo else tree.root.name
+    base = (
+        repo.rsplit("/", 1)[-1]
+        if repo
+        else tree.provenance.extra.get("mlflow.default_name") or tree.root.name
+    )
     return base or "model"
 
 
@@ -62,6 +67,8 @@ def facts_for(profile: ModelProfile, tree: SourceTree) -> GenerationFacts:
         params["source"] = tree.provenance.source_uri
         if url := tree.provenance.extra.get("hf.url"):
             params["sourceURL"] = url
+        if ml := mlflow_parameters(tree.provenance):
+            params["mlflow"] = ml
     return GenerationFacts(
         description=profile.description or profile.title,
         license=profile.license or (tree.provenance.license or ""),
@@ -295,6 +302,9 @@ def import_model(
     exclude: Sequence[str] = (),
     revision: str | None = None,
     quant: str | None = None,
+    tracking_uri: str | None = None,
+    allow_unfinished: bool | None = None,
+    include_run_artifacts: bool | None = None,
     dry_run: bool = False,
     push_after: bool = False,
     options: RegistryOptions | None = None,
@@ -327,6 +337,9 @@ def import_model(
             warn=warn,
             work_dir=work,
             quant=quant,
+            tracking_uri=tracking_uri,
+            allow_unfinished=allow_unfinished,
+            include_run_artifacts=include_run_artifacts,
             progress=progress,
             dry_run=True if dry_run else None,
             remote_filter=remote_filter,

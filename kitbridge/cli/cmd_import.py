@@ -121,6 +121,19 @@ def import_cmd(
         Optional[str],  # noqa: UP045
         typer.Option("--quant", help="The GGUF quantization to take from a repo that has several (Q4_K_M…)."),
     ] = None,
+    tracking_uri: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--tracking-uri", help="MLflow tracking server (default: $MLFLOW_TRACKING_URI)."),
+    ] = None,
+    allow_unfinished: Annotated[
+        bool, typer.Option("--allow-unfinished", help="MLflow: import a run that is not FINISHED.")
+    ] = False,
+    include_run_artifacts: Annotated[
+        bool,
+        typer.Option(
+            "--include-run-artifacts", help="MLflow: add the run's other artifacts (run-artifacts/)."
+        ),
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")] = False,
     push_after: Annotated[bool, typer.Option("--push", help="Push after packing.")] = False,
 ) -> None:
@@ -138,6 +151,9 @@ def import_cmd(
             exclude=exclude or [],
             revision=revision,
             quant=quant,
+            tracking_uri=tracking_uri,
+            allow_unfinished=allow_unfinished or None,
+            include_run_artifacts=include_run_artifacts or None,
             dry_run=dry_run,
             push_after=push_after,
             options=o.registry,

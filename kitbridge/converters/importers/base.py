@@ -39,6 +39,9 @@ _DISTRIBUTION = "kitbridge"
 BUILTIN_IMPORTERS: dict[str, str] = {
     "file": "kitbridge.converters.importers.local:LocalImporter",
     "hf": "kitbridge.converters.importers.huggingface:HFImporter",
+    "runs": "kitbridge.converters.importers.mlflow:MLflowImporter",
+    "models": "kitbridge.converters.importers.mlflow:MLflowImporter",
+    "mlflow-artifacts": "kitbridge.converters.importers.mlflow:MLflowImporter",
 }
 """scheme -> ``module:Class`` of the built-in importers, exactly as their entry points declare them.
 
@@ -360,7 +363,7 @@ def import_source(
     )
 
 
-USER_OPTIONS = frozenset({"quant"})
+USER_OPTIONS = frozenset({"quant", "tracking_uri", "allow_unfinished", "include_run_artifacts"})
 """Importer options that come from the command line: refusing them beats ignoring them."""
 
 
