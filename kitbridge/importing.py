@@ -65,7 +65,7 @@ def facts_for(profile: ModelProfile, tree: SourceTree) -> GenerationFacts:
     params = model_parameters(profile, tree.provenance.revision)
     if tree.provenance.importer != "file":
         params["source"] = tree.provenance.source_uri
-        if url := tree.provenance.extra.get("hf.url"):
+        if url := source_url(tree.provenance):
             params["sourceURL"] = url
         if ml := mlflow_parameters(tree.provenance):
             params["mlflow"] = ml
@@ -78,6 +78,11 @@ def facts_for(profile: ModelProfile, tree: SourceTree) -> GenerationFacts:
         parameters=params or None,
         roles=roles,
     )
+
+
+def source_url(prov: Provenance) -> str | None:
+    """A web page of the source (the Hub tree at the commit, the MLflow UI page), when there is one."""
+    return prov.extra.get("hf.url") or prov.extra.get("mlflow.url") or None
 
 
 def with_source_facts(profile: ModelProfile, provenance: Provenance) -> ModelProfile:
@@ -266,7 +271,7 @@ def _under(path: str, directory: str) -> bool:
 def _origin(plan: ImportPlan, remote: Sequence[SourceFile]) -> PackOrigin:
     prov = plan.tree.provenance
     return PackOrigin(
-        source_url=prov.extra.get("hf.url") or (prov.source_uri if prov.importer != "file" else None),
+        source_url=source_url(prov) or (prov.source_uri if prov.importer != "file" else None),
         revision=prov.revision,
         profile=plan.profile,
         digests={f.path: f"sha256:{f.sha256}" for f in plan.tree.files if f.sha256},

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 from hub_server import HubServer, serve_hub
+from mlflow_server import MLflowServer, serve_mlflow
 from registry_server import Registry
+
+# MLflow in the test process (model loggers) must not phone home; set before anything imports it.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -184,3 +188,13 @@ def hf_cli(cli: CLI, hub: HubServer, hf_home: Path) -> CLI:
         cli.env.pop(var, None)
     cli.env.update(HF_ENDPOINT=hub.url, HF_HOME=str(hf_home), HF_HUB_DISABLE_TELEMETRY="1")
     return cli
+
+
+# --- MLflow: one real tracking server for the whole session ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
+    """A real ``mlflow server`` (sqlite backend, local artifact store) on a free loopback port."""
+    with serve_mlflow(tmp_path_factory.mktemp("mlflow")) as server:
+        yield server

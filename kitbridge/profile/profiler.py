@@ -18,7 +18,8 @@ from kitbridge.profile import gguf, hfconfig, license, mlmodel, modelcard, onnx,
 from kitbridge.profile.params import param_size, precision_mix
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".joblib")
-_WEIGHT_ORDER = ("safetensors", "gguf", "onnx", "pytorch")
+_WEIGHT_ORDER = ("safetensors", "gguf", "onnx", "pytorch", "pickle")
+_TORCH_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def profile_files(root: str | os.PathLike[str], files: Sequence[str]) -> ModelPr
         elif low.endswith(".onnx"):
             by_kind["onnx"].append(rel)
         elif low.endswith(PICKLE_SUFFIXES) and not rel.startswith("."):
-            by_kind["pytorch"].append(rel)
+            # .bin/.pt/.pth/.ckpt are torch checkpoints; .pkl/.joblib are plain pickles (sklearn, MLflow).
+            by_kind["pytorch" if low.endswith(_TORCH_SUFFIXES) else "pickle"].append(rel)
     precision = ""
     for kind in _WEIGHT_ORDER:
         if not by_kind[kind]:
@@ -122,7 +124,7 @@ def profile_files(root: str | os.PathLike[str], files: Sequence[str]) -> ModelPr
                 precision = precision or precision_mix(info.bytes_by_type)
         for rel in paths:
             roles.setdefault(rel, "weights")
-    for rel in by_kind["pytorch"]:
+    for rel in by_kind["pytorch"] + by_kind["pickle"]:
         scan = soft(f"pickle scan of {rel}", pickle_scan.scan_pickle, base / rel)
         if scan is not None and scan.dangerous:
             found = tuple(f"{i.module}.{i.name}" for i in scan.dangerous)

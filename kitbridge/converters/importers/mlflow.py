@@ -86,11 +86,11 @@ class MLflowSource:
                 if name and alias and "/" not in alias:
                     return cls(source, "alias", name=name, alias=alias)
             name, _, version = body.rpartition("/")
-            if name and version.isdigit():
+            if name and (version.isdigit() or version == "latest"):
                 return cls(source, "version", name=name, version=version)
             raise UsageError(
                 f"{source!r} is not a model URI MLflow knows",
-                "write models:/NAME/VERSION, models:/NAME@ALIAS or models:/m-<id>",
+                "write models:/NAME/VERSION, models:/NAME/latest, models:/NAME@ALIAS or models:/m-<id>",
             )
         raise UsageError(f"{source!r} is not an MLflow URI", "use runs:/, models:/ or mlflow-artifacts:/")
 
@@ -243,6 +243,11 @@ def _choose_in_run(client: Any, run: Any, src: MLflowSource, uri: str) -> tuple[
     )
 
 
+def _model_id_of(source: str) -> str | None:
+    body = source[len("models:/") :] if source.startswith("models:/") else ""
+    return body if _MODEL_ID.fullmatch(body) else None
+
+
 def resolve_model(client: Any, src: MLflowSource, uri: str, *, allow_unfinished: bool = False) -> Resolved:
     """Turn an MLflow URI into the model's artifact location and the entities behind it."""
     r: Resolved
@@ -250,12 +255,19 @@ def resolve_model(client: Any, src: MLflowSource, uri: str, *, allow_unfinished:
         if src.kind == "alias":
             what = f"model {src.name!r} alias {src.alias!r}"
             mv = _call(client.get_model_version_by_alias, what, uri, src.name, src.alias)
+        elif src.version == "latest":
+            what = f"the latest version of model {src.name!r}"
+            found = _call(client.search_model_versions, what, uri, f"name = '{src.name}'")
+            if not found:
+                raise NotFoundError(f"model {src.name!r} has no versions on {public_uri(uri)}", "check it")
+            mv = max(found, key=lambda v: int(v.version))
         else:
             what = f"model {src.name!r} version {src.version}"
             mv = _call(client.get_model_version, what, uri, src.name, src.version)
         loc = _call(client.get_model_version_download_uri, what, uri, mv.name, mv.version)
         r = Resolved(loc, version=mv, alias=src.alias)
-        model_id = getattr(mv, "model_id", None)
+        # MLflow 3 registers a logged model with source models:/m-<id> (ModelVersion.model_id is often None).
+        model_id = getattr(mv, "model_id", None) or _model_id_of(str(mv.source or ""))
         if model_id:
             r.logged_model = _call(client.get_logged_model, f"logged model {model_id}", uri, model_id)
         if mv.run_id:
@@ -449,6 +461,8 @@ def _provenance(src: MLflowSource, res: Resolved, uri: str, mlmodel: Path | None
             extra["mlflow.signature"] = json.dumps(_signature_doc(info_ml.signature), separators=(",", ":"))
     name = extra.get("mlflow.registered_name") or extra.get("mlflow.model_name") or "model"
     extra["mlflow.default_name"] = name
+    if url := _ui_url(public_uri(uri), extra):
+        extra["mlflow.url"] = url
     return Provenance(
         source_uri=src.uri,
         importer=src.uri.split(":", 1)[0].lower(),
@@ -459,6 +473,19 @@ def _provenance(src: MLflowSource, res: Resolved, uri: str, mlmodel: Path | None
         extra=extra,
         default_tag=default_tag,
     )
+
+
+def _ui_url(base: str, extra: Mapping[str, str]) -> str | None:
+    """The MLflow UI page of the model version (else the run) on an HTTP tracking server."""
+    if not base.startswith(("http://", "https://")):
+        return None
+    base = base.rstrip("/")
+    if "mlflow.registered_name" in extra:
+        name = urllib.parse.quote(extra["mlflow.registered_name"], safe="")
+        return f"{base}/#/models/{name}/versions/{extra['mlflow.registered_version']}"
+    if "mlflow.run_id" in extra:
+        return f"{base}/#/experiments/{extra['mlflow.experiment_id']}/runs/{extra['mlflow.run_id']}"
+    return None
 
 
 def _signature_doc(sig: Any) -> dict[str, Any]:
