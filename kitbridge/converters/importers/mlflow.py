@@ -162,8 +162,15 @@ def _check_reachable(uri: str) -> None:
 
 def _mlflow_error(e: Exception, what: str, uri: str) -> KitbridgeError:
     code = str(getattr(e, "error_code", ""))
-    msg = str(getattr(e, "message", e)).splitlines()[0][:300]
-    if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+    full = str(getattr(e, "message", e))
+    msg = " ".join(full.split())[:500]
+    if "MLFLOW_ALLOW_FILE_STORE" in full:
+        return SourceError(
+            f"MLflow refuses the file store {public_uri(uri)} as a tracking backend",
+            "set MLFLOW_ALLOW_FILE_STORE=true to read it anyway, or migrate it to a database (sqlite:///…)",
+        )
+    not_found = code == "INVALID_PARAMETER_VALUE" and "not found" in full.lower()  # an unknown alias
+    if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or not_found:
         return NotFoundError(
             f"{what} does not exist on {public_uri(uri)}: {msg}", "check the id, name or version"
         )
@@ -265,6 +272,10 @@ def resolve_model(client: Any, src: MLflowSource, uri: str, *, allow_unfinished:
             what = f"model {src.name!r} version {src.version}"
             mv = _call(client.get_model_version, what, uri, src.name, src.version)
         loc = _call(client.get_model_version_download_uri, what, uri, mv.name, mv.version)
+        if loc.startswith("runs:/"):  # an MLflow 2 registration: the run's real artifact location
+            from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
+
+            loc = _call(RunsArtifactRepository.get_underlying_uri, what, uri, loc, uri)
         r = Resolved(loc, version=mv, alias=src.alias)
         # MLflow 3 registers a logged model with source models:/m-<id> (ModelVersion.model_id is often None).
         model_id = getattr(mv, "model_id", None) or _model_id_of(str(mv.source or ""))
@@ -347,7 +358,7 @@ class MLflowImporter:
         uri = _tracking_uri(tracking_uri)
         _check_reachable(uri)
         mlflow.set_tracking_uri(uri)
-        client = mlflow.MlflowClient(tracking_uri=uri)
+        client = _call(mlflow.MlflowClient, "the tracking store", uri, tracking_uri=uri)
         res = resolve_model(client, src, uri, allow_unfinished=allow_unfinished)
         repo = _artifact_repo(res.location, uri)
         listed = _list_files(repo, f"the files of {source}", uri)
