@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for tool in docker-registry skopeo umoci; do
+# The registry and OCI readers; podman/buildah/runc and debootstrap build and run exported Docker
+# contexts (the container tests make their own Python base image with debootstrap).
+for tool in docker-registry skopeo umoci podman buildah runc debootstrap; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
 command -v tar >/dev/null 2>&1 || need_apt+=(tar)
