@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hub_server import HubServer, serve_hub
 from mlflow_server import MLflowServer, serve_mlflow
+from podman import Podman, build_python_base, podman_session
 from registry_server import Registry
 
 # MLflow in the test process (model loggers) must not phone home; set before anything imports it.
@@ -198,3 +199,28 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowSe
     """A real ``mlflow server`` (sqlite backend, local artifact store) on a free loopback port."""
     with serve_mlflow(tmp_path_factory.mktemp("mlflow")) as server:
         yield server
+
+
+# --- containers: a private podman and a local Python base image (debootstrap), for export tests -----------
+
+
+def container_cache_dir() -> Path:
+    """Where the debootstrapped rootfs is kept between runs (KITBRIDGE_TEST_CACHE, else ~/.cache)."""
+    env = os.environ.get("KITBRIDGE_TEST_CACHE")
+    return (Path(env) if env else Path.home() / ".cache" / "kitbridge-tests") / "podman"
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    """podman with its own config and storage (runc, cgroupfs), removed after the session."""
+    require_tool("podman")
+    require_tool("runc")
+    with podman_session(tmp_path_factory.mktemp("podman"), remove_storage=True) as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def python_base(podman: Podman) -> str:
+    """``localhost/kitbridge-test-python:bookworm``: Debian 12 python3 + pip with the host CA bundle."""
+    require_tool("debootstrap")
+    return build_python_base(podman, container_cache_dir())

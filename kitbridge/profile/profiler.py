@@ -152,6 +152,7 @@ def profile_files(root: str | os.PathLike[str], files: Sequence[str]) -> ModelPr
         if ad.base_model:
             facts["base_models"] = (ad.base_model,)
     if "MLmodel" in top:
+        roles["MLmodel"] = "weight-config"  # how to load the model: it travels with the weights
         ml = mlmodel.read_mlmodel(base / "MLmodel")
         warnings.extend(ml.warnings)
         facts.setdefault("framework", ml.framework or "mlflow")

@@ -158,7 +158,7 @@ def pick_runtime(facts: ModelFacts, requested: str) -> tuple[Runtime, str]:
     if requested != "auto":
         runtime = load_runtime(requested)
         return runtime, runtime.detect(facts) or f"--runtime {requested}"
-    names: Sequence[str] = [*AUTO_ORDER, *(n for n in runtime_targets() if n not in BUILTIN_RUNTIMES)]
+    names: Sequence[str] = [*AUTO_ORDER, *sorted(n for n in runtime_targets() if n not in BUILTIN_RUNTIMES)]
     for name in names:
         runtime = load_runtime(name)
         reason = runtime.detect(facts)

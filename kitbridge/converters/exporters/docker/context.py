@@ -41,8 +41,8 @@ def server_file(name: str) -> str:
 
 
 def _quote(value: str) -> str:
-    """A Dockerfile double-quoted string (one line)."""
-    return json.dumps(" ".join(value.split()), ensure_ascii=False)
+    """A Dockerfile double-quoted string (one line); ``$`` is escaped so Docker substitutes nothing."""
+    return json.dumps(" ".join(value.split()), ensure_ascii=False).replace("$", "\\$")
 
 
 def labels_for(facts: ModelFacts, runtime: str) -> dict[str, str]:
@@ -199,7 +199,13 @@ def prepare_output(out_dir: Path) -> Path:
     """A fresh temporary directory beside ``out_dir``; ``out_dir`` must be missing or empty."""
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise UsageError(f"{str(out_dir)!r} exists and is not empty", "pass a new or empty directory with -o")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(
+            f"cannot create {str(out_dir.parent)!r}: {e.strerror or e}",
+            "pass a new or empty directory with -o",
+        ) from e
     return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
 
 

@@ -53,11 +53,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send(404, {"error": "not found"})
 
     def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))  # always: keep-alive
         if self.path != "/v1/completions":
             self.send(404, {"error": "not found"})
             return
         try:
-            req = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            req = json.loads(body or b"{}")
             text = complete(
                 str(req["prompt"]), int(req.get("max_tokens", 16)), float(req.get("temperature", 0))
             )

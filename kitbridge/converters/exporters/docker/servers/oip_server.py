@@ -135,12 +135,13 @@ def make_handler(model: Model) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             path = self.path.split("?")[0].rstrip("/")
+            # Read the body whatever the answer: an unread body would be parsed as the next request.
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if path not in (f"/v2/models/{model.name}/infer", f"/v2/models/{model.name}/versions/1/infer"):
                 self.send(404, {"error": f"no model at {path}"})
                 return
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-                request = json.loads(self.rfile.read(length) or b"{}")
+                request = json.loads(body or b"{}")
                 self.send(200, model.infer(request))
             except Exception as e:  # a bad request must not kill the server
                 self.send(400, {"error": f"{type(e).__name__}: {e}"})
