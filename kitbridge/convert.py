@@ -33,6 +33,7 @@ from kitbridge.oci.registry import RegistryClient
 from kitbridge.oci.store import Store
 from kitbridge.parallel import progress_hook, run_parallel
 from kitbridge.progress import NoProgress
+from kitbridge.provenance import options_key, provenance_annotations
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,10 @@ def converted_documents(mk: ModelKit, to: str, *, legacy_cnai: bool = False) -> 
             modelpack.ANN_KITFILE: kitops.config_bytes(with_digests).decode("utf-8"),
             mt.ANN_CREATED: created,
         }
+    # Where it came from: batch reruns skip a target that already holds this conversion.
+    annotations.update(
+        provenance_annotations(mk.reference.name, mk.digest, options_key(to=to, legacy_cnai=legacy_cnai))
+    )
     config_desc = Descriptor(config_media_type, digests.of_bytes(config), len(config))
     if to == "kitops":
         manifest = kitops.manifest_bytes(config_desc, new_layers, annotations)

@@ -25,6 +25,7 @@ from kitbridge.pack import PackResult, pack
 from kitbridge.profile import ModelProfile, model_parameters, profile_files
 from kitbridge.profile.modelcard import card_from_metadata
 from kitbridge.progress import Progress
+from kitbridge.provenance import options_key, provenance_annotations
 from kitbridge.transfer import (
     RegistryOptions,
     TransferResult,
@@ -268,9 +269,10 @@ def _under(path: str, directory: str) -> bool:
     return directory in ("", ".") or path.startswith(directory.rstrip("/") + "/")
 
 
-def _origin(plan: ImportPlan, remote: Sequence[SourceFile]) -> PackOrigin:
+def _origin(plan: ImportPlan, remote: Sequence[SourceFile], options: str = "") -> PackOrigin:
     prov = plan.tree.provenance
     return PackOrigin(
+        annotations=provenance_annotations(plan.source, prov.revision, options),
         source_url=source_url(prov) or (prov.source_uri if prov.importer != "file" else None),
         revision=prov.revision,
         profile=plan.profile,
@@ -374,7 +376,19 @@ def import_model(
                 compression=compression,  # type: ignore[arg-type]
                 warn=warn,
                 progress=progress,
-                origin=_origin(plan, remote),
+                origin=_origin(
+                    plan,
+                    remote,
+                    options_key(
+                        format=fmt,
+                        layer_format=layer_format,
+                        compression=compression if compression != "none" else None,
+                        include=list(include),
+                        exclude=list(exclude),
+                        quant=quant,
+                        include_run_artifacts=include_run_artifacts,
+                    ),
+                ),
             )
     if not push_after:
         return ImportResult(plan, packed, None)

@@ -301,7 +301,11 @@ def _pack_into(
             config_data = kitops.config_bytes(with_digests)
             config_digest, config_size = store.put_bytes(config_data)
             config = Descriptor(mt.KITOPS_CONFIG, config_digest, config_size)
-            annotations = {mt.ANN_CLI_VERSION: kitops.KIT_FORMAT_VERSION, mt.ANN_CREATED: created}
+            annotations = {
+                mt.ANN_CLI_VERSION: kitops.KIT_FORMAT_VERSION,
+                mt.ANN_CREATED: created,
+                **origin.annotations,
+            }
             manifest_data = kitops.manifest_bytes(config, layers, annotations)
         manifest_digest, manifest_size = store.put_bytes(manifest_data)
         manifest = Descriptor(mt.OCI_MANIFEST, manifest_digest, manifest_size)

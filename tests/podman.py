@@ -279,7 +279,8 @@ class Podman:
         """Stop and remove every container (SIGKILL: a PID-1 server that ignores SIGTERM would cost 10 s)."""
         ids = {c.id for c in self._containers} | set(self.container_ids())
         if ids:
-            self.run_cmd("rm", "-f", "-t", "0", *sorted(ids), check=False, timeout=120)
+            # --ignore: containers a test already removed must not stop the others from going.
+            self.run_cmd("rm", "-f", "--ignore", "-t", "0", *sorted(ids), check=False, timeout=120)
         self._containers.clear()
 
     def __enter__(self) -> Podman:
@@ -324,7 +325,7 @@ class Container:
         self.podman.run_cmd("stop", "-t", str(timeout), self.id, timeout=timeout + 60)
 
     def remove(self) -> None:
-        self.podman.run_cmd("rm", "-f", "-t", "0", self.id)
+        self.podman.run_cmd("rm", "-f", "--ignore", "-t", "0", self.id)
 
     def _failure(self, message: str) -> PodmanError:
         logs = _tail(self.logs())

@@ -122,7 +122,11 @@ def modelpack_documents(
     )
     digest, size = store.put_bytes(config_data)
     config = Descriptor(modelpack.LEGACY_CONFIG if legacy else modelpack.CONFIG, digest, size)
-    annotations = {modelpack.ANN_KITFILE: kitfile_json(kitfile).decode("utf-8"), mt.ANN_CREATED: created}
+    annotations = {
+        modelpack.ANN_KITFILE: kitfile_json(kitfile).decode("utf-8"),
+        mt.ANN_CREATED: created,
+        **origin.annotations,
+    }
     return config, mp_layers, modelpack.manifest_bytes(config, mp_layers, annotations, legacy=legacy)
 
 

@@ -26,6 +26,8 @@ class PackOrigin:
     Each must be a raw layer of its own; the result is not tagged in the store (its blob is missing)
     and can only be pushed, to a registry that has the blob.
     """
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    """Extra manifest annotations (kitbridge's provenance: source, revision, options, version)."""
     file_mtime: str | None = None
     """RFC 3339 time for every ModelPack file-metadata annotation (the source commit's date), so the
     manifest does not depend on when the files were downloaded."""
