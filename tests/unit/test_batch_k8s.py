@@ -28,7 +28,6 @@ SUBDOMAIN_RE = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z
 OLDEST_SCHEMA = "1.30"
 
 
-
 def _kubernetes_validate() -> Any:
     """The schema validator; FAIL (never skip) when it is missing: a manifest nobody validated is untested."""
     try:
@@ -36,6 +35,7 @@ def _kubernetes_validate() -> Any:
     except ImportError:
         pytest.fail("kubernetes-validate is not installed; run ./dev/setup.sh")
     return kubernetes_validate
+
 
 def render(**overrides: Any) -> str:
     kwargs: dict[str, Any] = {
