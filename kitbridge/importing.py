@@ -379,14 +379,8 @@ def import_model(
                 origin=_origin(
                     plan,
                     remote,
-                    options_key(
-                        format=fmt,
-                        layer_format=layer_format,
-                        compression=compression if compression != "none" else None,
-                        include=list(include),
-                        exclude=list(exclude),
-                        quant=quant,
-                        include_run_artifacts=include_run_artifacts,
+                    import_options_key(
+                        fmt, layer_format, compression, include, exclude, quant, include_run_artifacts
                     ),
                 ),
             )
@@ -396,6 +390,27 @@ def import_model(
         return ImportResult(plan, packed, push(packed.reference, options=options, progress=progress))
     pushed = push_manifest(packed.manifest, packed.reference, options=options, progress=progress)
     return ImportResult(plan, packed, pushed)
+
+
+def import_options_key(
+    fmt: str,
+    layer_format: str | None = None,
+    compression: str = "none",
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    quant: str | None = None,
+    include_run_artifacts: bool | None = None,
+) -> str:
+    """The options an import records on its manifest (batch compares them before redoing an import)."""
+    return options_key(
+        format=fmt,
+        layer_format=layer_format,
+        compression=compression if compression != "none" else None,
+        include=list(include),
+        exclude=list(exclude),
+        quant=quant,
+        include_run_artifacts=include_run_artifacts,
+    )
 
 
 def _raw_paths_possible(fmt: str, layer_format: str | None) -> bool:

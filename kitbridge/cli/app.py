@@ -93,7 +93,7 @@ def _register() -> None:
     # Command modules register themselves on ``app`` when imported, in the order --help lists them.
     import importlib
 
-    for module in ("cmd_import", "cmd_pack", "cmd_local", "cmd_remote", "cmd_export"):
+    for module in ("cmd_import", "cmd_pack", "cmd_local", "cmd_remote", "cmd_export", "cmd_batch"):
         importlib.import_module(f"kitbridge.cli.{module}")
 
 

@@ -404,6 +404,21 @@ class HFImporter:
             return _offline_plan(src, s, include, exclude, quant)
         return _online_plan(src, s, include, exclude, quant)
 
+    def pin(self, source: str, *, revision: str | None = None, **_options: Any) -> str:
+        """The commit ``source`` (at ``revision``) resolves to now: one metadata request, no file."""
+        src = HFSource.parse(source, revision)
+        s = HubSettings.from_env()
+        if s.offline:
+            return _offline_plan(src, s, (), (), None).commit
+        from huggingface_hub import HfApi
+
+        api = HfApi(endpoint=s.endpoint, token=s.token or False, library_name="kitbridge")
+        try:
+            info: Any = api.repo_info(src.repo_id, repo_type=src.repo_type, revision=src.revision)
+        except Exception as e:
+            raise _hub_error(e, src, s) from e
+        return str(info.sha)
+
     def resolve(
         self,
         source: str,

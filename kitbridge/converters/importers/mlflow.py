@@ -334,6 +334,18 @@ class MLflowImporter:
 
     schemes: ClassVar[tuple[str, ...]] = SCHEMES
 
+    def pin(
+        self, source: str, *, tracking_uri: str | None = None, allow_unfinished: bool = False, **_options: Any
+    ) -> str | None:
+        """The revision an import of ``source`` records (``NAME/VERSION``, run id), with no download."""
+        src = MLflowSource.parse(source)
+        mlflow = _mlflow()
+        uri = _tracking_uri(tracking_uri)
+        _check_reachable(uri)
+        client = _call(mlflow.MlflowClient, "the tracking store", uri, tracking_uri=uri)
+        res = resolve_model(client, src, uri, allow_unfinished=allow_unfinished)
+        return _provenance(src, res, uri, None).revision
+
     def resolve(
         self,
         source: str,
