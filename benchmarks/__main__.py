@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import convert_bench, hf_bench, pack_bench, transfer_bench
+from benchmarks import batch_bench, convert_bench, hf_bench, pack_bench, transfer_bench
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     hf_bench.add_arguments(
         sub.add_parser("hf", help="import hf:// from a local test Hub vs huggingface_hub snapshot_download")
     )
+    batch_bench.add_arguments(
+        sub.add_parser("batch", help="20 conversions: batch --jobs 4 vs one convert command each, and rerun")
+    )
     args = ap.parse_args(argv)
     if args.name == "pack":
         return pack_bench.run(args)
@@ -30,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         return convert_bench.run(args)
     if args.name == "hf":
         return hf_bench.run(args)
+    if args.name == "batch":
+        return batch_bench.run(args)
     return 2
 
 

@@ -74,7 +74,9 @@ def _encoding_suffix(media_type: str) -> str:
     return {"none": "tar", "gzip": "tar+gzip", "zstd": "tar+zstd"}[compression]
 
 
-def converted_documents(mk: ModelKit, to: str, *, legacy_cnai: bool = False) -> Converted:
+def converted_documents(
+    mk: ModelKit, to: str, *, legacy_cnai: bool = False, layer_format: str | None = None
+) -> Converted:
     """Config and manifest of ``mk`` in format ``to`` over its own layer blobs (nothing is written)."""
     if to not in ("kitops", "modelpack"):
         raise UsageError(f"unknown target format {to!r}", "use --to kitops or --to modelpack")
@@ -123,7 +125,11 @@ def converted_documents(mk: ModelKit, to: str, *, legacy_cnai: bool = False) -> 
         }
     # Where it came from: batch reruns skip a target that already holds this conversion.
     annotations.update(
-        provenance_annotations(mk.reference.name, mk.digest, options_key(to=to, legacy_cnai=legacy_cnai))
+        provenance_annotations(
+            mk.reference.name,
+            mk.digest,
+            options_key(to=to, legacy_cnai=legacy_cnai, layer_format=layer_format),
+        )
     )
     config_desc = Descriptor(config_media_type, digests.of_bytes(config), len(config))
     if to == "kitops":
@@ -195,7 +201,7 @@ def _convert_local(
             from kitbridge.reencode import reencode_layers
 
             mk = reencode_layers(store, mk, layer_format)
-        doc = converted_documents(mk, to, legacy_cnai=legacy_cnai)
+        doc = converted_documents(mk, to, legacy_cnai=legacy_cnai, layer_format=layer_format)
         store.put_bytes(doc.config)
         digest, size = store.put_bytes(doc.manifest)
         manifest = Descriptor(mt.OCI_MANIFEST, digest, size)

@@ -15,14 +15,14 @@ jobs:
   - copy: registry.example.com/team/a:1
     target: backup.example.com/team/a:1
   - from-repository: registry.example.com/team/kits   # every tag of the repository
-    convert-to: modelpack                            # or: copy: true
+    convert-to: modelpack                            # leave it out to copy
     target: registry.example.com/team-mp/kits        # same tags there
 ```
 """
 
 from __future__ import annotations
 
-import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,7 +211,8 @@ def load_job_file(path: str | Path, text: str | None = None) -> JobFile:
         defaults = _options(name, _mapping(name, top["defaults"][1], "defaults"), DEFAULT_KEYS)
         tag = defaults.get("tag")
         if tag:
-            _check_template(name, top["defaults"][1], str(tag))
+            tag_node = next(v for k, v in _mapping(name, top["defaults"][1], "defaults") if k.value == "tag")
+            _check_template(name, tag_node, str(tag))
     if "jobs" not in top or not isinstance(top["jobs"][1], yaml.SequenceNode) or not top["jobs"][1].value:
         node = top["jobs"][1] if "jobs" in top else root
         raise _err(name, node, "jobs must be a non-empty list", "add at least one job")
@@ -219,15 +220,13 @@ def load_job_file(path: str | Path, text: str | None = None) -> JobFile:
     return JobFile(name, defaults, jobs)
 
 
-_FIELD = re.compile(r"\{([^{}]*)\}")
-
-
 def _check_template(path: str, node: yaml.Node, tag: str) -> None:
-    for f in _FIELD.findall(tag):
+    """The template must format: balanced braces, known fields only."""
+    known = ", ".join("{" + t + "}" for t in TAG_FIELDS)
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(tag) if f is not None]
+    except ValueError as e:
+        raise _err(path, node, f"tag template {tag!r} is malformed ({e})", f"use {known}") from e
+    for f in fields:
         if f not in TAG_FIELDS:
-            raise _err(
-                path,
-                node,
-                f"tag template uses {{{f}}}",
-                f"use {', '.join('{' + t + '}' for t in TAG_FIELDS)}",
-            )
+            raise _err(path, node, f"tag template uses {{{f}}}", f"use {known}")

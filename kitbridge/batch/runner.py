@@ -258,7 +258,8 @@ def _run_convert(job: Job, res: JobResult, options: RegistryOptions, dry_run: bo
     if source is None:
         raise NotFoundError(f"{job.source} does not exist", "check the source reference")
     res.revision = source[1]
-    key = options_key(to=job.to, legacy_cnai=bool(job.options.get("legacy-cnai")))
+    layer_format = job.options.get("layer-format")
+    key = options_key(to=job.to, legacy_cnai=bool(job.options.get("legacy-cnai")), layer_format=layer_format)
     found = _annotations(job.target, options, _is_local(job.target))
     name = Reference.parse(job.source).name
     if found is not None and same_provenance(found[0], name, source[1], key):
@@ -267,13 +268,17 @@ def _run_convert(job: Job, res: JobResult, options: RegistryOptions, dry_run: bo
     if dry_run:
         res.status = "planned"
         return
+    if layer_format and not src_local:
+        from kitbridge.transfer import pull
+
+        pull(job.source, options=options)  # re-encoding reads the layers from the local store
     out = convert(
         job.source,
         job.target,
         to=str(job.to),
         legacy_cnai=bool(job.options.get("legacy-cnai")),
         options=options,
-        layer_format=job.options.get("layer-format"),
+        layer_format=layer_format,
     )
     res.digest, res.bytes_moved, res.status = out.manifest.digest, out.bytes_uploaded, "done"
 

@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> Any:
         rv = app(args=args, prog_name="kitbridge", standalone_mode=False)
         if rv == 130:  # click turned a Ctrl-C into an exit code instead of raising
             raise KeyboardInterrupt
+        if isinstance(rv, int) and rv:  # a command's typer.Exit(n): click returns n in this mode
+            sys.exit(rv)
     except KitbridgeError as e:
         if verbose:
             traceback.print_exc()
