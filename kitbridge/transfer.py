@@ -270,6 +270,14 @@ def fetch_manifest(client: RegistryClient, ref: Reference) -> tuple[bytes, Descr
     return data, Descriptor(media_type or manifest.media_type, digest, len(data)), manifest
 
 
+def local_name(ref: Reference, digest: str) -> str:
+    """The name a pulled artifact gets in the store: its tag, or for ``repo@sha256:…`` the tag
+    ``sha256-<hex>`` (a pull by digest must not move the ``latest`` a user already has)."""
+    if ref.tag:
+        return ref.name
+    return ref.with_tag(digest.replace(":", "-")).name
+
+
 def pull(
     reference: str | Reference,
     *,
@@ -295,7 +303,7 @@ def pull(
             digest, _ = store.put_bytes(data)
             if digest != desc.digest:
                 raise DigestMismatchError(f"manifest of {ref.name} changed in transit", "pull again")
-            store.set_ref(ref.name if ref.tag else ref.with_tag("latest").name, desc)
+            store.set_ref(local_name(ref, desc.digest), desc)
     BlobLocations(home_dir()).record(ref.registry, ref.repository, [b.digest for b in _blobs_of(manifest)])
     return TransferResult(ref, desc, tally.blobs, tally.bytes, tally.skipped)
 

@@ -165,3 +165,28 @@ def test_a_bad_partial_download_is_refetched_whole(cli: CLI, registry: Registry,
         FIXTURES / "tiny-model/model.safetensors"
     ).read_bytes()
     assert not list(staging.glob("partial-*"))
+
+
+def test_a_pull_by_digest_does_not_move_latest(cli: CLI, registry: Registry, tmp_path: Path) -> None:
+    repo = f"{registry.host}/team/pinned"
+    cli.ok("pack", str(FIXTURES / "tiny-model"), "-t", f"{repo}:1", "--push", "--plain-http")
+    digest = json.loads(cli.ok("inspect", f"{repo}:1", "--json").stdout)["digest"]
+    other = CLI(tmp_path / "other")
+    other.ok(
+        "pack", str(FIXTURES / "tiny-model"), "-t", f"{repo}:latest", "-f", str(_kitfile_named(tmp_path))
+    )
+    mine = json.loads(other.ok("inspect", f"{repo}:latest", "--json").stdout)["digest"]
+    assert mine != digest
+    other.ok("pull", f"{repo}@{digest}", "--plain-http")
+    assert json.loads(other.ok("inspect", f"{repo}:latest", "--json").stdout)["digest"] == mine
+    pinned = f"{repo}:{digest.replace(':', '-')}"
+    assert json.loads(other.ok("inspect", pinned, "--json").stdout)["digest"] == digest
+    assert json.loads(other.ok("inspect", f"{repo}@{digest}", "--json").stdout)["digest"] == digest
+
+
+def _kitfile_named(tmp_path: Path) -> Path:
+    """The fixture's Kitfile under another package name: another ModelKit over the same files."""
+    text = (FIXTURES / "tiny-model" / "Kitfile").read_text()
+    path = tmp_path / "Kitfile.other"
+    path.write_text(text.replace("name: tiny-model", "name: tiny-model-other", 1))
+    return path
