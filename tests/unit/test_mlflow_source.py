@@ -97,3 +97,21 @@ def test_the_parameters_block_carries_the_provenance() -> None:
         "signature": {"inputs": [{"type": "tensor"}], "outputs": []},
     }
     assert mlflow_parameters(Provenance(source_uri="file:///x")) == {}
+
+
+def test_without_mlflow_the_importer_says_how_to_install_it() -> None:
+    """The extra is optional: a missing mlflow package is a usage error naming the install command."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['mlflow'] = None\n"  # what an install without the extra looks like
+        "from kitbridge.converters.importers.mlflow import MLflowImporter\n"
+        "from kitbridge.errors import UsageError\n"
+        "try:\n"
+        "    MLflowImporter().resolve('models:/iris/1', tracking_uri='sqlite:///x.db')\n"
+        "except UsageError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "needs the mlflow package" in out and "pip install 'kitbridge[mlflow]'" in out
