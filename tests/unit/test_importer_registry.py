@@ -223,3 +223,25 @@ def test_no_plugins_env_keeps_builtins_only(monkeypatch: pytest.MonkeyPatch) -> 
 def test_no_plugins_env_values(value: str, off: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KITBRIDGE_NO_PLUGINS", value)
     assert base.plugins_disabled() is off
+
+
+# --- exporter runtimes are plugins the same way ----------------------------------------------------------
+
+
+def test_an_exporter_runtime_plugin_is_found_and_used(with_plugin: Path, tmp_path: Path) -> None:
+    from kitbridge.converters.exporters.base import BUILTIN_RUNTIMES, load_runtime, runtime_targets
+
+    targets = runtime_targets()
+    assert targets["static-files"] == "kitbridge_example_plugin:StaticFilesRuntime"
+    assert all(targets[name] == target for name, target in BUILTIN_RUNTIMES.items())  # not taken over
+    runtime = load_runtime("static-files")
+    assert runtime.name == "static-files"
+    with pytest.raises(UsageError, match=r"unknown runtime 'nope'.*static-files"):
+        load_runtime("nope")
+
+
+def test_plugins_off_keeps_only_builtin_runtimes(with_plugin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kitbridge.converters.exporters.base import BUILTIN_RUNTIMES, runtime_targets
+
+    monkeypatch.setenv("KITBRIDGE_NO_PLUGINS", "1")
+    assert runtime_targets() == BUILTIN_RUNTIMES

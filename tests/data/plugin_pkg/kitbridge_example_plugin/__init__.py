@@ -31,3 +31,24 @@ class ExampleImporter:
         provenance = Provenance(source_uri=source, importer="example", revision=revision or "v1")
         files = [SourceFile("weights.gguf", weights, weights.stat().st_size, role="weights")]
         return SourceTree(root, files, provenance)
+
+
+class StaticFilesRuntime:
+    """A third-party exporter runtime: serves the model folder over HTTP (never chosen by auto for GGUF)."""
+
+    name: ClassVar[str] = "static-files"
+    description: ClassVar[str] = "the model folder over python -m http.server"
+
+    def detect(self, facts: object) -> str | None:
+        return "a text model" if str(getattr(facts, "model_path", "")).endswith(".txt") else None
+
+    def plan(self, facts: object, *, mode: str, port: int | None, base_image: str | None) -> object:
+        from kitbridge.converters.exporters.base import Plan
+
+        port = port or 8000
+        return Plan(
+            base_image=base_image or "docker.io/library/python@sha256:" + "0" * 64,
+            port=port,
+            health_path="/",
+            entrypoint=["python3", "-m", "http.server", str(port), "--directory", "/opt/model"],
+        )
