@@ -155,37 +155,44 @@ def _write_context(root: Path, spec: ContextSpec, mk: ModelKit, store: Store, ta
         (app / name).write_text(text)
     if spec.mode == "baked":
         unpack(mk.reference, root / "model", store=store)
-        model_root = root / "model"
+        _copy_build_files(root / "model", app, spec.plan.build_files)
     elif spec.plan.build_files:
-        scratch = Path(tempfile.mkdtemp(prefix="kitbridge-export-"))
-        try:
-            unpack(mk.reference, scratch / "model", store=store)
-            for dest, src in spec.plan.build_files.items():
-                if (scratch / "model" / src).is_file():
-                    shutil.copyfile(scratch / "model" / src, app / dest)
-                else:
-                    (app / dest).write_text("")
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        model_root = None
-    else:
-        model_root = None
-    for name, text in _late_files(spec, model_root).items():
-        (app / name).write_text(text)
+        _extract_build_files(mk, store, app, spec.plan.build_files)
     normalize_modes(root)
     (root / "Dockerfile").write_text(render_dockerfile(spec))
     (root / ".dockerignore").write_text(render_dockerignore(spec.mode))
     (root / "README.md").write_text(render_readme(spec, tag))
 
 
-def _late_files(spec: ContextSpec, model_root: Path | None) -> dict[str, str]:
-    """Files a runtime derives from the unpacked model (MLflow's requirements in baked mode)."""
-    out: dict[str, str] = {}
-    if model_root is not None:
-        for dest, src in spec.plan.build_files.items():
-            path = model_root / src
-            out[dest] = path.read_text() if path.is_file() else ""
-    return out
+def _copy_build_files(model_root: Path, app: Path, build_files: Mapping[str, str]) -> None:
+    """Files the build needs from the model (MLflow's requirements.txt); an empty one when it has none."""
+    for dest, src in build_files.items():
+        path = model_root / src
+        if path.is_file():
+            shutil.copyfile(path, app / dest)
+        else:
+            (app / dest).write_text("")
+
+
+def _extract_build_files(mk: ModelKit, store: Store, app: Path, build_files: Mapping[str, str]) -> None:
+    """Mounted mode: take only the build files out of the store, not the (possibly huge) model.
+
+    A build file that is an entry of its own is selected by path; one inside a directory layer needs
+    that layer, so only then is the whole ModelKit unpacked.
+    """
+    from kitbridge.unpack import unpack
+
+    scratch = Path(tempfile.mkdtemp(prefix="kitbridge-export-"))
+    try:
+        paths = ",".join(build_files.values())
+        unpack(mk.reference, scratch / "some", store=store, filters=[f"model,code,docs,datasets:{paths}"])
+        root = scratch / "some"
+        if not all((root / src).is_file() for src in build_files.values()):
+            unpack(mk.reference, scratch / "all", store=store)
+            root = scratch / "all"
+        _copy_build_files(root, app, build_files)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 BUILDERS = ("docker", "podman", "buildah")
