@@ -270,18 +270,23 @@ def _license_of(card: Mapping[str, Any], tags: Sequence[str]) -> str | None:
     return None
 
 
-def _online_plan(
-    src: HFSource, s: HubSettings, include: Sequence[str], exclude: Sequence[str], quant: str | None
-) -> HFPlan:
+def _repo_info(src: HFSource, s: HubSettings, *, files_metadata: bool) -> Any:
+    """The Hub's metadata for the repo at the revision (one request); errors become kitbridge errors."""
     from huggingface_hub import HfApi
 
     api = HfApi(endpoint=s.endpoint, token=s.token or False, library_name="kitbridge")
     try:
-        info: Any = api.repo_info(
-            src.repo_id, repo_type=src.repo_type, revision=src.revision, files_metadata=True
+        return api.repo_info(
+            src.repo_id, repo_type=src.repo_type, revision=src.revision, files_metadata=files_metadata
         )
     except Exception as e:
         raise _hub_error(e, src, s) from e
+
+
+def _online_plan(
+    src: HFSource, s: HubSettings, include: Sequence[str], exclude: Sequence[str], quant: str | None
+) -> HFPlan:
+    info = _repo_info(src, s, files_metadata=True)
     commit = str(info.sha or "")
     if not _COMMIT.fullmatch(commit):
         raise SourceError(f"the Hub did not say which commit {src.revision or 'main'} is", "try again")
@@ -410,14 +415,7 @@ class HFImporter:
         s = HubSettings.from_env()
         if s.offline:
             return _offline_plan(src, s, (), (), None).commit
-        from huggingface_hub import HfApi
-
-        api = HfApi(endpoint=s.endpoint, token=s.token or False, library_name="kitbridge")
-        try:
-            info: Any = api.repo_info(src.repo_id, repo_type=src.repo_type, revision=src.revision)
-        except Exception as e:
-            raise _hub_error(e, src, s) from e
-        return str(info.sha)
+        return str(_repo_info(src, s, files_metadata=False).sha)
 
     def resolve(
         self,

@@ -160,6 +160,19 @@ def _check_reachable(uri: str) -> None:
         ) from e
 
 
+def _connect(tracking_uri: str | None) -> tuple[Any, str]:
+    """An MLflow client for ``--tracking-uri`` / ``MLFLOW_TRACKING_URI``, after a quick reachability check.
+
+    The URI is also made MLflow's current one: artifact repositories (``mlflow-artifacts:/``) find
+    their server through it.
+    """
+    mlflow = _mlflow()
+    uri = _tracking_uri(tracking_uri)
+    _check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    return _call(mlflow.MlflowClient, "the tracking store", uri, tracking_uri=uri), uri
+
+
 def _mlflow_error(e: Exception, what: str, uri: str) -> KitbridgeError:
     code = str(getattr(e, "error_code", ""))
     full = str(getattr(e, "message", e))
@@ -323,7 +336,7 @@ def _list_files(repo: Any, what: str, uri: str, path: str | None = None) -> list
     return out
 
 
-def _artifact_repo(location: str, tracking_uri: str) -> Any:
+def _artifact_repo(location: str) -> Any:
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     return get_artifact_repository(location)
@@ -339,10 +352,7 @@ class MLflowImporter:
     ) -> str | None:
         """The revision an import of ``source`` records (``NAME/VERSION``, run id), with no download."""
         src = MLflowSource.parse(source)
-        mlflow = _mlflow()
-        uri = _tracking_uri(tracking_uri)
-        _check_reachable(uri)
-        client = _call(mlflow.MlflowClient, "the tracking store", uri, tracking_uri=uri)
+        client, uri = _connect(tracking_uri)
         res = resolve_model(client, src, uri, allow_unfinished=allow_unfinished)
         return _provenance(src, res, uri, None).revision
 
@@ -366,13 +376,9 @@ class MLflowImporter:
                 "an MLflow URI names its version itself: models:/NAME/VERSION or runs:/RUN_ID",
             )
         src = MLflowSource.parse(source)
-        mlflow = _mlflow()
-        uri = _tracking_uri(tracking_uri)
-        _check_reachable(uri)
-        mlflow.set_tracking_uri(uri)
-        client = _call(mlflow.MlflowClient, "the tracking store", uri, tracking_uri=uri)
+        client, uri = _connect(tracking_uri)
         res = resolve_model(client, src, uri, allow_unfinished=allow_unfinished)
-        repo = _artifact_repo(res.location, uri)
+        repo = _artifact_repo(res.location)
         listed = _list_files(repo, f"the files of {source}", uri)
         if not listed:
             raise NotFoundError(f"{source} has no files at {res.location}", "check the URI")
@@ -381,7 +387,7 @@ class MLflowImporter:
         skipped = tuple(f.path for f in listed if not filt.keeps(f.path))
         extra_files: list[ArtifactFile] = []
         if include_run_artifacts and res.run is not None:
-            run_repo = _artifact_repo(res.run.info.artifact_uri, uri)
+            run_repo = _artifact_repo(res.run.info.artifact_uri)
             inside = res.location.rstrip("/") + "/"
             extra_files = [
                 ArtifactFile(f"{_RUN_ARTIFACTS}/{f.path}", f.size)
