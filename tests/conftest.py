@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hub_server import HubServer, serve_hub
@@ -93,6 +95,36 @@ def kb_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def cli(tmp_path: Path) -> CLI:
     """The real CLI with a private home."""
     return CLI(tmp_path / "cli-home")
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    """Relative path -> bytes of every file under ``root``."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def unpacked_files(root: Path) -> dict[str, bytes]:
+    """:func:`files_of` an unpacked ModelKit, less the Kitfile (unpack writes its own rendering of it)."""
+    return {k: v for k, v in files_of(root).items() if k != "Kitfile"}
+
+
+def run_json(
+    cli: CLI, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> dict[str, Any]:
+    """Run a command that must succeed with ``--json`` and return its document."""
+    doc = json.loads(cli.ok(*args, "--json", env=env, cwd=cwd).stdout)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def stored_refs(cli: CLI) -> list[str]:
+    """The reference names in the CLI's local store (empty when it has none yet)."""
+    index = cli.store / "index.json"
+    if not index.exists():
+        return []
+    return [
+        m.get("annotations", {}).get("org.opencontainers.image.ref.name", "")
+        for m in json.loads(index.read_text())["manifests"]
+    ]
 
 
 def write_tree(root: Path, files: dict[str, str | bytes], mode: int = 0o644, dir_mode: int = 0o755) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CLI, write_tree
+from conftest import CLI, files_of, write_tree
 
 
 def minilm_files() -> Path:
@@ -49,10 +49,6 @@ def hf_cache_snapshot(
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(os.path.relpath(repo / "blobs" / blob, link.parent))
     return snap
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def check_minilm_kitfile(kitfile: dict[str, object]) -> None:

@@ -6,17 +6,13 @@ import hashlib
 import json
 from pathlib import Path
 
-from conftest import CLI, FIXTURES
+from conftest import CLI, FIXTURES, files_of
 
 MP_ARTIFACT = "application/vnd.cncf.model.manifest.v1+json"
 
 
 def manifest(cli: CLI, ref: str) -> dict:
     return json.loads(cli.ok("inspect", ref).stdout)["manifest"]
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def config_of(cli: CLI, m: dict) -> dict:

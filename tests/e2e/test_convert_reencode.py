@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLI, write_tree
+from conftest import unpacked_files as files_of
 
 KITFILE = """manifestVersion: 1.0.0
 package:
@@ -33,14 +34,6 @@ LAYER_PATHS = ["weights/model.bin", "config.json", "README.md"]
 
 def manifest(cli: CLI, ref: str) -> dict:
     return json.loads(cli.ok("inspect", ref).stdout)["manifest"]
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != "Kitfile"
-    }
 
 
 def sha256(data: bytes) -> str:

@@ -12,15 +12,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from conftest import CLI, FIXTURES, require_tool
+from conftest import CLI, FIXTURES, files_of, require_tool
 from registry_server import Registry
 
 from kitbridge.errors import DigestMismatchError
 from kitbridge.oci.blobpipe import BlobPipe
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def stored_files(home: Path) -> list[Path]:

@@ -6,12 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from conftest import CLI, FIXTURES
+from conftest import CLI, FIXTURES, files_of
 from registry_server import Registry
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_convert_in_a_registry_moves_no_layer_bytes(cli: CLI, registry: Registry, tmp_path: Path) -> None:

@@ -18,7 +18,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from conftest import CLI, HF_ENV_VARS, MINILM_REPO, CLIResult, minilm_dir, require_tool, tree_files
+from conftest import (
+    CLI,
+    HF_ENV_VARS,
+    MINILM_REPO,
+    CLIResult,
+    files_of,
+    minilm_dir,
+    require_tool,
+    run_json,
+    stored_refs,
+    tree_files,
+)
 from hub_server import HubServer
 from registry_server import Registry
 
@@ -71,17 +82,6 @@ def sha256(data: bytes | Path) -> str:
 # --- helpers --------------------------------------------------------------------------------------------
 
 
-def run_json(cli: CLI, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    r = cli.ok(*args, "--json", env=env)
-    doc = json.loads(r.stdout)
-    assert isinstance(doc, dict)
-    return doc
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def one_line_error(r: CLIResult, code: int = 1) -> str:
     """The error of a failed command: the exit code and ``error: …`` on stderr, no traceback."""
     assert r.returncode == code, f"exited {r.returncode}, wanted {code}: {r.stderr}"
@@ -130,16 +130,6 @@ def weight_layers(manifest: Mapping[str, Any]) -> dict[str, str]:
 def weight_layers_of(doc: Mapping[str, Any]) -> set[str]:
     """Digests of the raw weight layers in an import's --json document."""
     return {layer["digest"] for layer in doc["layers"] if layer["mediaType"] == WEIGHT_RAW}
-
-
-def stored_refs(cli: CLI) -> list[str]:
-    index = cli.store / "index.json"
-    if not index.exists():
-        return []
-    return [
-        m.get("annotations", {}).get("org.opencontainers.image.ref.name", "")
-        for m in json.loads(index.read_text())["manifests"]
-    ]
 
 
 def cache_repo(hf_home: Path, repo: str, repo_type: str = "model") -> Path:

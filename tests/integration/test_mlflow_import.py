@@ -23,7 +23,8 @@ import mlflow.sklearn
 import pytest
 import sklearn
 import yaml
-from conftest import CLI, CLIResult
+from conftest import CLI, CLIResult, run_json, stored_refs
+from conftest import unpacked_files as files_of
 from mlflow_models import (
     FEATURES,
     LOSS_HISTORY,
@@ -62,15 +63,6 @@ READER, READER_PASSWORD = "kb-reader", "kb-reader-password-0123"
 # --- helpers --------------------------------------------------------------------------------------------
 
 
-def run_json(
-    cli: CLI, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> dict[str, Any]:
-    r = cli.ok(*args, "--json", env=env, cwd=cwd)
-    doc = json.loads(r.stdout)
-    assert isinstance(doc, dict)
-    return doc
-
-
 def one_line_error(r: CLIResult, code: int = 1) -> str:
     """A failed command's error: the exit code, and one ``error: …`` line on stderr (no traceback)."""
     assert r.returncode == code, f"exited {r.returncode}, wanted {code}: {r.stderr}"
@@ -79,25 +71,6 @@ def one_line_error(r: CLIResult, code: int = 1) -> str:
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert "internal error" not in lines[0], lines[0]
     return lines[0]
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    """Relative path -> bytes of every file under root (an unpacked ModelKit's Kitfile left out)."""
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.relative_to(root).as_posix() != "Kitfile"
-    }
-
-
-def stored_refs(cli: CLI) -> list[str]:
-    index = cli.store / "index.json"
-    if not index.exists():
-        return []
-    return [
-        m.get("annotations", {}).get("org.opencontainers.image.ref.name", "")
-        for m in json.loads(index.read_text())["manifests"]
-    ]
 
 
 def ml_params(doc: dict[str, Any]) -> dict[str, Any]:

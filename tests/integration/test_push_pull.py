@@ -6,12 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import CLI, FIXTURES, require_tool
+from conftest import CLI, FIXTURES, files_of, require_tool
 from registry_server import PASSWORD, USER, Registry
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def stored_manifest(cli: CLI, ref: str) -> tuple[bytes, str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLI, FIXTURES
+from conftest import unpacked_files as files_of
 from faultproxy import FaultProxy
 from registry_server import Registry
 
@@ -81,15 +82,6 @@ def snapshot(cli: CLI) -> tuple[bytes, dict[str, int]]:
     """The store's index.json bytes and its blobs (name -> size)."""
     blobs = cli.store / "blobs/sha256"
     return (cli.store / "index.json").read_bytes(), {p.name: p.stat().st_size for p in blobs.iterdir()}
-
-
-def files_of(root: Path) -> dict[str, bytes]:
-    """Every file but the Kitfile (unpack writes its own rendering of it)."""
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != "Kitfile"
-    }
 
 
 def assert_unpacks_to(cli: CLI, ref: str, model: Path, out: Path) -> None:
