@@ -210,17 +210,22 @@ def _http_status(e: BaseException) -> int | None:
     return getattr(resp, "status_code", None)
 
 
+def _gated(src: HFSource, s: HubSettings) -> SourceAccessError:
+    """A gated repo refused us: which token was tried, and where to ask for access."""
+    page = f"{s.endpoint}/{src.prefix}{src.repo_id}"
+    return SourceAccessError(
+        f"{_repo_label(src)} is gated and the Hub refused access with {s.token_source}",
+        f"request access at {page}, then use a token of that account (HF_TOKEN or `hf auth login`)",
+    )
+
+
 def _hub_error(e: Exception, src: HFSource, s: HubSettings) -> KitbridgeError:
     """A huggingface_hub error as one clear kitbridge error."""
     from huggingface_hub import errors as hf
 
     label = _repo_label(src)
-    page = f"{s.endpoint}/{src.prefix}{src.repo_id}"
     if isinstance(e, hf.GatedRepoError):
-        return SourceAccessError(
-            f"{label} is gated and the Hub refused access with {s.token_source}",
-            f"request access at {page}, then use a token of that account (HF_TOKEN or `hf auth login`)",
-        )
+        return _gated(src, s)
     if isinstance(e, hf.RevisionNotFoundError):
         return NotFoundError(
             f"revision {src.revision!r} of {label} does not exist",
@@ -336,9 +341,7 @@ def _check_file_access(plan: HFPlan) -> None:
     except requests.RequestException as e:
         raise _hub_error(e, plan.source, plan.settings) from e
     if r.status_code in (401, 403):
-        from huggingface_hub.errors import GatedRepoError
-
-        raise _hub_error(GatedRepoError("gated", response=r), plan.source, plan.settings)  # type: ignore[arg-type]
+        raise _gated(plan.source, plan.settings)
 
 
 def _offline_plan(
