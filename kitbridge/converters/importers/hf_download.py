@@ -286,22 +286,31 @@ def fetch_header(fetcher: Fetcher, f: RemoteFile, dest: Path, limit: int = 16 <<
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "wb") as out:
         if want:
-            r = fetcher._session().get(
-                fetcher.url_for(f.path), headers={"Range": f"bytes=0-{want - 1}"}, timeout=fetcher.timeout
-            )
-            if r.status_code not in (200, 206):
-                raise SourceError(f"the Hub answered HTTP {r.status_code} for the header of {f.path}")
-            out.write(r.content[:want])
+            out.write(_first_bytes(fetcher, f, want))
         out.truncate(f.size)
     return want
+
+
+def _first_bytes(fetcher: Fetcher, f: RemoteFile, n: int) -> bytes:
+    """The first ``n`` bytes of the file, asked for with Range and read no further even if the server
+    ignores Range and sends the whole file (200)."""
+    url = fetcher.url_for(f.path)
+    with fetcher._session().get(
+        url, headers={"Range": f"bytes=0-{n - 1}"}, stream=True, timeout=fetcher.timeout
+    ) as r:
+        if r.status_code not in (200, 206):
+            raise SourceError(f"the Hub answered HTTP {r.status_code} for the header of {f.path}")
+        got = bytearray()
+        for chunk in r.iter_content(min(n, CHUNK)):
+            got += chunk
+            if len(got) >= n:
+                break
+    if len(got) < n:
+        raise SourceError(f"the Hub sent {len(got)} bytes of the {n}-byte header of {f.path}", "try again")
+    return bytes(got[:n])
 
 
 def _header_length(fetcher: Fetcher, f: RemoteFile, limit: int) -> int:
     if PurePosixPath(f.path).suffix.lower() != ".safetensors" or f.size < 8:
         return min(f.size, limit)
-    r = fetcher._session().get(
-        fetcher.url_for(f.path), headers={"Range": "bytes=0-7"}, timeout=fetcher.timeout
-    )
-    if r.status_code not in (200, 206) or len(r.content) < 8:
-        raise SourceError(f"the Hub answered HTTP {r.status_code} for the header of {f.path}")
-    return min(f.size, 8 + int.from_bytes(r.content[:8], "little"), limit)
+    return min(f.size, 8 + int.from_bytes(_first_bytes(fetcher, f, 8), "little"), limit)
